@@ -1,0 +1,3 @@
+//! The `tidings` binary: parse arguments, start logging, run the command.
+
+fn main() {}

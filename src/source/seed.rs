@@ -1,0 +1,1 @@
+//! Seed text files -> entries.
