@@ -234,6 +234,9 @@ pub struct Snapshot {
     pub entries: Vec<Entry>,
     /// Problems that skipped single entries or files without failing the run.
     pub warnings: Vec<String>,
+    /// True when part of the source (a file, a page) could not be read: what was
+    /// read is applied, but nothing counts as missing, so nothing is withdrawn.
+    pub partial: bool,
 }
 
 /// A resource's stable, URL-safe identifier (16 hex digits derived from its identity).
