@@ -3,9 +3,43 @@
 //! Data flows source -> snapshot -> reconcile -> store -> feeds / mail; each
 //! module below owns one step (see DESIGN.md and README.md).
 
+/// Entries without a category get one from keyword rules.
+pub mod categorize;
+/// `tidings check`: what each source extracts, without storing.
+pub mod check;
+/// Command-line interface.
+pub mod cli;
 /// The one reader of the system time.
 pub mod clock;
+/// `tidings.toml` and the environment -> checked `Config`.
+pub mod config;
+/// `tidings serve`: web, schedules, feed publishing, shutdown.
+pub mod daemon;
+/// Dates as libraries write them.
+pub mod dates;
+/// RSS, Atom and OPML rendering, checking and caching.
+pub mod feeds;
+/// Canonical links, identity keys, GUIDs and fingerprints.
+pub mod identity;
+/// Run sources, reconcile, apply, report.
+pub mod ingest;
 /// Domain types without I/O.
 pub mod model;
+/// Store -> rendered feeds -> cache.
+pub mod publish;
+/// Stored resources x snapshot -> change set.
+pub mod reconcile;
+/// Templates, built in and overridable.
+pub mod render;
+/// Cron schedules in the site timezone.
+pub mod schedule;
 /// Seed files and web pages -> snapshots.
 pub mod source;
+/// SQLite and PostgreSQL through sqlx.
+pub mod store;
+/// Logging setup.
+pub mod telemetry;
+/// JSON shapes shared by the CLI and the API.
+pub mod views;
+/// The HTTP server.
+pub mod web;

@@ -3,8 +3,12 @@
 //! `SourceError` that the ingest step reports without changing anything.
 
 pub mod seed;
+pub mod select;
 
 use std::path::PathBuf;
+
+use crate::config::{SourceConfig, SourceKind};
+use crate::model::Snapshot;
 
 /// Why a source produced no snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -28,4 +32,20 @@ pub enum SourceError {
     /// The run produced too few entries to be believed.
     #[error("implausible snapshot: {0}")]
     Implausible(String),
+}
+
+/// Read a source once. Never touches the store.
+pub async fn read(source: &SourceConfig) -> Result<Snapshot, SourceError> {
+    match &source.kind {
+        SourceKind::Seed { path } => {
+            let (name, path) = (source.name.clone(), path.clone());
+            tokio::task::spawn_blocking(move || seed::read_seed_source(&name, &path))
+                .await
+                .map_err(|e| SourceError::Io {
+                    path: PathBuf::from(&source.name),
+                    reason: format!("the reading task failed: {e}"),
+                })?
+        }
+        SourceKind::Html(_) => Err(SourceError::Implausible("HTML_PENDING".to_owned())),
+    }
 }

@@ -1,0 +1,283 @@
+//! Command-line interface: clap types and one short function per
+//! subcommand, each calling the modules that do the work. Output for people
+//! goes to stdout; `--json` prints the shapes in `views`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+use crate::categorize::Categorizer;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Config};
+use crate::ingest::{self, IngestReport};
+use crate::model::{CategorySlug, ResourceId};
+use crate::publish;
+use crate::store::{ResourceFilter, Store};
+use crate::telemetry::LogFormat;
+use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
+use crate::{check, daemon};
+
+/// Tidings: a resource library as RSS and Atom feeds and email.
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, about)]
+pub struct Cli {
+    /// Config file (else $TIDINGS_CONFIG, else ./tidings.toml, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon: HTTP server and scheduled ingest.
+    Serve,
+    /// Run sources once and report what changed.
+    Ingest {
+        /// Only this source.
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        /// Reconcile and count, but store nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config and show what each source extracts, storing nothing.
+    Check,
+    /// Inspect stored resources.
+    Resources {
+        #[command(subcommand)]
+        command: ResourcesCommand,
+    },
+    /// Write feeds to files.
+    Feeds {
+        #[command(subcommand)]
+        command: FeedsCommand,
+    },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ResourcesCommand {
+    /// List current resources, newest first.
+    List {
+        /// Only this category (slug).
+        #[arg(long, value_name = "SLUG")]
+        category: Option<String>,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one resource with its revisions.
+    Show {
+        /// The resource's id.
+        id: String,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FeedsCommand {
+    /// Write every feed into DIR under its served file name.
+    Write {
+        /// Target folder (created if missing).
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Apply migrations.
+    Migrate,
+}
+
+/// A mistake in how the command was called: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Run the parsed command; `Ok` carries the exit code for "ran, but something failed".
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let loaded = config::load(cli.config.as_deref(), &config::process_env)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::Serve => daemon::run(loaded, clock).await.map(|()| ExitCode::SUCCESS),
+        Command::Ingest {
+            source,
+            dry_run,
+            json,
+        } => ingest_cmd(&loaded.config, source.as_deref(), dry_run, json, clock.as_ref()).await,
+        Command::Check => check::run(&loaded).await,
+        Command::Resources { command } => resources_cmd(&loaded.config, command).await,
+        Command::Feeds {
+            command: FeedsCommand::Write { dir },
+        } => feeds_write_cmd(&loaded.config, &dir).await,
+        Command::Db {
+            command: DbCommand::Migrate,
+        } => {
+            open_store(&loaded.config).await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Open the configured database and apply migrations.
+pub async fn open_store(config: &Config) -> Result<Store> {
+    let shown = config::redact_url(&config.database.url);
+    let store = Store::open(&config.database.url)
+        .await
+        .with_context(|| format!("could not open database {shown}"))?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("could not apply migrations to {shown}"))?;
+    Ok(store)
+}
+
+async fn ingest_cmd(
+    config: &Config,
+    only: Option<&str>,
+    dry_run: bool,
+    json: bool,
+    clock: &dyn Clock,
+) -> Result<ExitCode> {
+    let sources: Vec<_> = config
+        .sources
+        .iter()
+        .filter(|s| only.is_none_or(|name| s.name == name))
+        .cloned()
+        .collect();
+    if let Some(name) = only
+        && sources.is_empty()
+    {
+        return Err(UsageError(format!("no source named {name:?} in the config")).into());
+    }
+    let store = open_store(config).await?;
+    let categorizer = Categorizer::new(config.categories.rules.clone());
+    let ctx = ingest::Context {
+        store: &store,
+        categorizer: &categorizer,
+        clock,
+        dry_run,
+    };
+    let report = ingest::run_all(ctx, &sources).await;
+    print_ingest(&report, json)?;
+    Ok(if report.any_failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_ingest(report: &IngestReport, json: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, report)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for s in &report.sources {
+        if s.is_failure() && !s.changed_anything() && s.unchanged == 0 {
+            writeln!(out, "{}: failed: {}", s.name, s.error.as_deref().unwrap_or_default())?;
+            continue;
+        }
+        writeln!(
+            out,
+            "{}: {} new, {} changed, {} withdrawn, {} reappeared, {} unchanged",
+            s.name, s.new, s.changed, s.withdrawn, s.reappeared, s.unchanged
+        )?;
+        if let Some(error) = &s.error {
+            writeln!(out, "{}: partly failed: {error}", s.name)?;
+        }
+    }
+    Ok(())
+}
+
+async fn resources_cmd(config: &Config, command: ResourcesCommand) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    match command {
+        ResourcesCommand::List { category, json } => {
+            let filter = ResourceFilter {
+                category: category.as_deref().map(CategorySlug::from_name),
+                ..ResourceFilter::default()
+            };
+            let resources = store.list_resources(&filter).await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                let rows: Vec<ResourceJson> = resources.iter().map(ResourceJson::from).collect();
+                serde_json::to_writer_pretty(&mut out, &rows)?;
+                writeln!(out)?;
+            } else {
+                for r in &resources {
+                    let date = r.date.map(|d| d.to_string()).unwrap_or_default();
+                    writeln!(out, "{}  {:10}  {:22}  {}", r.id, date, r.category.name, r.title)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ResourcesCommand::Show { id, json } => show_resource(&store, &id, json).await,
+    }
+}
+
+async fn show_resource(store: &Store, id: &str, json: bool) -> Result<ExitCode> {
+    let id = ResourceId(id.to_owned());
+    let resource = store
+        .resource(&id)
+        .await?
+        .with_context(|| format!("no resource with id {id}"))?;
+    let revisions = store.revisions(&id).await?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let detail = ResourceDetailJson {
+            resource: ResourceJson::from(&resource),
+            revisions: revisions.iter().map(RevisionJson::from).collect(),
+        };
+        serde_json::to_writer_pretty(&mut out, &detail)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let view = ResourceJson::from(&resource);
+    writeln!(out, "{}\n  id:         {}", view.title, view.id)?;
+    writeln!(out, "  category:   {} ({})", view.category, view.category_slug)?;
+    writeln!(out, "  date:       {}", view.date.as_deref().unwrap_or("-"))?;
+    writeln!(out, "  link:       {}", view.link.as_deref().unwrap_or("-"))?;
+    writeln!(out, "  download:   {}", view.download.as_deref().unwrap_or("-"))?;
+    writeln!(out, "  first seen: {}\n  updated:    {}", view.first_seen, view.updated)?;
+    if let Some(at) = &view.withdrawn_at {
+        writeln!(out, "  withdrawn:  {at}")?;
+    }
+    writeln!(out, "\n{}\n\nrevisions:", view.summary)?;
+    for rev in revisions.iter().map(RevisionJson::from) {
+        writeln!(out, "  #{} {} {}", rev.seq, rev.seen_at, rev.title)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn feeds_write_cmd(config: &Config, dir: &Path) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    let rendered = publish::render(&store, config).await?;
+    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    for feed in &rendered {
+        crate::feeds::check(feed).with_context(|| format!("feed {} is not valid", feed.file_name))?;
+        let path = dir.join(&feed.file_name);
+        std::fs::write(&path, &feed.body).with_context(|| format!("could not write {}", path.display()))?;
+    }
+    println!("wrote {} files to {}", rendered.len(), dir.display());
+    Ok(ExitCode::SUCCESS)
+}

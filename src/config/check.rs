@@ -1,0 +1,445 @@
+//! `RawConfig` -> `Config`: defaults filled in, every value checked, every
+//! problem collected with its key path so `tidings check` can show them all.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use url::Url;
+
+use super::raw::{RawCategory, RawConfig, RawDigest, RawMail, RawSelect, RawSource};
+use super::{
+    CategoriesConfig, Config, DatabaseConfig, DigestConfig, EnvLookup, FeedsConfig,
+    HtmlSourceConfig, MailConfig, MailTransport, Problem, Selectors, ServerConfig, SiteConfig,
+    SourceConfig, SourceKind,
+};
+use crate::categorize::{Categorizer, CategoryRule};
+use crate::model::{Category, CategorySlug};
+use crate::schedule::Schedule;
+use crate::source::select::FieldSelector;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_SOURCE_SCHEDULE: &str = "0 */30 * * * *";
+const DEFAULT_WEEKLY: &str = "0 0 8 * * Mon";
+const DEFAULT_DAILY: &str = "0 0 8 * * *";
+
+/// Collects problems while checking.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Unwrap a checked value, or record its problem.
+    fn take<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.add(key, message)).ok()
+    }
+}
+
+/// Check everything; `Err` holds every problem found.
+pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems::default();
+    let server = check_server(&raw.server.listen, &raw.server.trusted_proxies, &mut p);
+    let listen = server.as_ref().map(|s| s.listen);
+    let site = check_site(&raw.site, listen, &mut p);
+    let tz = site.as_ref().map_or(chrono_tz::Europe::London, |s| s.timezone);
+    let database = DatabaseConfig {
+        url: check_database_url(raw.database.url, &mut p),
+    };
+    let sources = check_sources(raw.sources, tz, &mut p);
+    let categories = check_categories(raw.categories, &mut p);
+    let feeds = FeedsConfig {
+        max_items: check_max_items(raw.feeds.max_items, &mut p),
+    };
+    let mail = check_mail(raw.mail, env, &mut p);
+    let digest = check_digest(raw.digest, tz, &mut p);
+    match (site, server, mail, digest) {
+        (Some(site), Some(server), Some(mail), Some(digest)) if p.0.is_empty() => Ok(Config {
+            site,
+            database,
+            server,
+            sources,
+            categories,
+            feeds,
+            mail,
+            digest,
+        }),
+        _ => Err(p.0),
+    }
+}
+
+fn check_server(
+    listen: &Option<String>,
+    proxies: &[String],
+    p: &mut Problems,
+) -> Option<ServerConfig> {
+    let listen_text = listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = p.take(
+        "server.listen",
+        listen_text
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("{listen_text:?} is not an address:port such as 127.0.0.1:8080")),
+    );
+    let mut trusted_proxies = Vec::new();
+    for (i, text) in proxies.iter().enumerate() {
+        let parsed = text
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{text:?} is not an IP address"));
+        trusted_proxies.extend(p.take(&format!("server.trusted_proxies[{i}]"), parsed));
+    }
+    Some(ServerConfig {
+        listen: listen?,
+        trusted_proxies,
+    })
+}
+
+fn check_site(
+    raw: &super::raw::RawSite,
+    listen: Option<SocketAddr>,
+    p: &mut Problems,
+) -> Option<SiteConfig> {
+    let title = raw.title.clone().unwrap_or_else(|| "Tidings".to_owned());
+    if title.trim().is_empty() || title.chars().any(char::is_control) {
+        p.add("site.title", "must be non-empty text without control characters");
+    }
+    let base_text = match (&raw.base_url, listen) {
+        (Some(url), _) => url.clone(),
+        (None, Some(listen)) => format!("http://{listen}/"),
+        (None, None) => return None,
+    };
+    let base_url = p.take("site.base_url", parse_base_url(&base_text));
+    let tz_text = raw.timezone.as_deref().unwrap_or("Europe/London");
+    let timezone = p.take(
+        "site.timezone",
+        tz_text
+            .parse::<Tz>()
+            .map_err(|_| format!("{tz_text:?} is not an IANA timezone such as Europe/London")),
+    );
+    let base_url = base_url?;
+    let contact = raw.contact.clone().unwrap_or_else(|| base_url.to_string());
+    if contact.chars().any(char::is_control) {
+        p.add("site.contact", "must not contain control characters");
+    }
+    Some(SiteConfig {
+        title,
+        base_url,
+        timezone: timezone?,
+        contact,
+    })
+}
+
+/// An absolute http(s) URL without query or fragment, ending in `/` so joins keep its path.
+fn parse_base_url(text: &str) -> Result<Url, String> {
+    let mut url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must be an http or https URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn check_database_url(url: Option<String>, p: &mut Problems) -> String {
+    let url = url.unwrap_or_else(|| "sqlite://tidings.db".to_owned());
+    let known = ["sqlite:", "postgres://", "postgresql://"];
+    if !known.iter().any(|prefix| url.starts_with(prefix)) {
+        p.add(
+            "database.url",
+            "must start with sqlite: or postgres:// (for example sqlite://tidings.db)",
+        );
+    }
+    url
+}
+
+fn check_sources(raw: Option<Vec<RawSource>>, tz: Tz, p: &mut Problems) -> Vec<SourceConfig> {
+    let raw = raw.unwrap_or_else(|| {
+        vec![RawSource {
+            name: Some("seeds".to_owned()),
+            kind: Some("seed".to_owned()),
+            path: Some("seeds/".to_owned()),
+            ..RawSource::default()
+        }]
+    });
+    let mut names = HashSet::new();
+    let mut sources = Vec::new();
+    for (i, source) in raw.into_iter().enumerate() {
+        let key = format!("sources[{i}]");
+        if let Some(name) = &source.name
+            && !names.insert(name.clone())
+        {
+            p.add(format!("{key}.name"), format!("{name:?} is used by another source"));
+        }
+        sources.extend(check_source(&key, source, tz, p));
+    }
+    sources
+}
+
+fn check_source(key: &str, raw: RawSource, tz: Tz, p: &mut Problems) -> Option<SourceConfig> {
+    let name = match raw.name.as_deref().map(str::trim) {
+        Some(n) if !n.is_empty() && !n.chars().any(char::is_control) => Some(n.to_owned()),
+        Some(_) => {
+            p.add(format!("{key}.name"), "must be non-empty text without control characters");
+            None
+        }
+        None => {
+            p.add(format!("{key}.name"), "is required");
+            None
+        }
+    };
+    let schedule_text = raw.schedule.as_deref().unwrap_or(DEFAULT_SOURCE_SCHEDULE);
+    let schedule = p.take(&format!("{key}.schedule"), Schedule::parse(schedule_text, tz));
+    let min_ratio = raw.min_ratio.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&min_ratio) {
+        p.add(format!("{key}.min_ratio"), "must be between 0 and 1");
+    }
+    let withdraw_after = raw.withdraw_after.unwrap_or(2);
+    if withdraw_after == 0 {
+        p.add(format!("{key}.withdraw_after"), "must be at least 1");
+    }
+    let kind = check_kind(key, raw, p);
+    Some(SourceConfig {
+        name: name?,
+        kind: kind?,
+        schedule: schedule?,
+        min_ratio,
+        withdraw_after,
+    })
+}
+
+fn check_kind(key: &str, raw: RawSource, p: &mut Problems) -> Option<SourceKind> {
+    match raw.kind.as_deref() {
+        Some("seed") => {
+            let Some(path) = raw.path else {
+                p.add(format!("{key}.path"), "is required for a seed source");
+                return None;
+            };
+            Some(SourceKind::Seed {
+                path: PathBuf::from(path),
+            })
+        }
+        Some("html") => check_html(key, raw, p).map(|h| SourceKind::Html(Box::new(h))),
+        Some(other) => {
+            p.add(format!("{key}.kind"), format!("{other:?} is not a source kind (seed or html)"));
+            None
+        }
+        None => {
+            p.add(format!("{key}.kind"), "is required (seed or html)");
+            None
+        }
+    }
+}
+
+fn check_html(key: &str, raw: RawSource, p: &mut Problems) -> Option<HtmlSourceConfig> {
+    let url = match raw.url.as_deref() {
+        Some(text) => p.take(&format!("{key}.url"), parse_http_url(text)),
+        None => {
+            p.add(format!("{key}.url"), "is required for an html source");
+            None
+        }
+    };
+    let select = check_selectors(&format!("{key}.select"), raw.select, p);
+    let max_pages = raw.max_pages.unwrap_or(50);
+    if max_pages == 0 {
+        p.add(format!("{key}.max_pages"), "must be at least 1");
+    }
+    let timeout_s = raw.timeout_s.unwrap_or(30);
+    if timeout_s == 0 {
+        p.add(format!("{key}.timeout_s"), "must be at least 1");
+    }
+    let max_bytes = raw.max_bytes.unwrap_or(5_000_000);
+    if max_bytes < 1024 {
+        p.add(format!("{key}.max_bytes"), "must be at least 1024");
+    }
+    Some(HtmlSourceConfig {
+        url: url?,
+        select: select?,
+        max_pages,
+        page_pause: Duration::from_millis(raw.page_pause_ms.unwrap_or(1000)),
+        timeout: Duration::from_secs(timeout_s),
+        max_bytes,
+    })
+}
+
+fn parse_http_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        _ => Err(format!("{text:?} must be an http or https URL")),
+    }
+}
+
+fn check_selectors(key: &str, raw: Option<RawSelect>, p: &mut Problems) -> Option<Selectors> {
+    let Some(raw) = raw else {
+        p.add(key, "is required for an html source (entry, title and link at least)");
+        return None;
+    };
+    let mut required = |field: &str, value: Option<String>, p: &mut Problems| match value {
+        Some(text) => p.take(&format!("{key}.{field}"), FieldSelector::parse(&text)),
+        None => {
+            p.add(format!("{key}.{field}"), "is required");
+            None
+        }
+    };
+    let entry = required("entry", raw.entry, p);
+    let title = required("title", raw.title, p);
+    let link = required("link", raw.link, p);
+    let mut optional = |field: &str, value: Option<String>| {
+        value.and_then(|text| p.take(&format!("{key}.{field}"), FieldSelector::parse(&text)))
+    };
+    let summary = optional("summary", raw.summary);
+    let date = optional("date", raw.date);
+    let category = optional("category", raw.category);
+    let download = optional("download", raw.download);
+    let next_page = optional("next_page", raw.next_page);
+    Some(Selectors {
+        entry: entry?,
+        title: title?,
+        link: link?,
+        summary,
+        date,
+        category,
+        download,
+        next_page,
+    })
+}
+
+fn check_categories(raw: Option<Vec<RawCategory>>, p: &mut Problems) -> CategoriesConfig {
+    let Some(raw) = raw else {
+        return CategoriesConfig {
+            rules: Categorizer::builtin_rules(),
+            announce: Vec::new(),
+        };
+    };
+    let mut rules = Vec::new();
+    let mut announce = Vec::new();
+    let mut slugs = HashSet::new();
+    for (i, category) in raw.into_iter().enumerate() {
+        let key = format!("categories[{i}]");
+        let Some(name) = category.name.filter(|n| !CategorySlug::from_name(n).as_str().is_empty())
+        else {
+            p.add(format!("{key}.name"), "is required and must contain a letter or digit");
+            continue;
+        };
+        let category_value = Category::new(name.trim());
+        if !slugs.insert(category_value.slug.clone()) {
+            p.add(format!("{key}.name"), format!("{name:?} has the same slug as another category"));
+        }
+        if category.words.iter().any(|w| w.trim().is_empty()) {
+            p.add(format!("{key}.match"), "words must not be empty");
+        }
+        if category.announce {
+            announce.push(category_value.slug.clone());
+        }
+        rules.push(CategoryRule {
+            category: category_value,
+            words: category.words,
+        });
+    }
+    CategoriesConfig { rules, announce }
+}
+
+fn check_max_items(value: Option<usize>, p: &mut Problems) -> usize {
+    let max = value.unwrap_or(100);
+    if !(1..=10_000).contains(&max) {
+        p.add("feeds.max_items", "must be between 1 and 10000");
+    }
+    max
+}
+
+fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<MailConfig> {
+    let smtp_url = env("TIDINGS_SMTP_URL").or(raw.smtp_url);
+    let transport = match raw.transport.as_deref().unwrap_or("file") {
+        "file" => Some(MailTransport::File {
+            dir: PathBuf::from(raw.dir.unwrap_or_else(|| "outbox".to_owned())),
+        }),
+        "smtp" => match smtp_url {
+            Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
+                Some(MailTransport::Smtp { url })
+            }
+            Some(_) => {
+                p.add("mail.smtp_url", "must start with smtp:// or smtps://");
+                None
+            }
+            None => {
+                p.add("mail.smtp_url", "is required when mail.transport is smtp (or set TIDINGS_SMTP_URL)");
+                None
+            }
+        },
+        other => {
+            p.add("mail.transport", format!("{other:?} is not a transport (smtp or file)"));
+            None
+        }
+    };
+    let from = raw.from.unwrap_or_else(|| "Tidings <tidings@localhost>".to_owned());
+    for (key, value) in [("mail.from", Some(&from)), ("mail.reply_to", raw.reply_to.as_ref())] {
+        if let Some(value) = value {
+            p.take(key, check_mailbox(value));
+        }
+    }
+    for (i, admin) in raw.admins.iter().enumerate() {
+        p.take(&format!("mail.admins[{i}]"), check_mailbox(admin));
+    }
+    if raw.rate_per_s.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        p.add("mail.rate_per_s", "must be a positive number");
+    }
+    let concurrency = raw.concurrency.unwrap_or(4);
+    if concurrency == 0 {
+        p.add("mail.concurrency", "must be at least 1");
+    }
+    Some(MailConfig {
+        transport: transport?,
+        from,
+        reply_to: raw.reply_to,
+        unsubscribe_mailto: raw.unsubscribe_mailto,
+        rate_per_s: raw.rate_per_s,
+        concurrency,
+        timeout: Duration::from_secs(raw.timeout_s.unwrap_or(30)),
+        admins: raw.admins,
+    })
+}
+
+/// A mailbox such as `Name <a@b.example>` or `a@b.example`, with nothing that could break a header.
+fn check_mailbox(value: &str) -> Result<(), String> {
+    if value.chars().any(char::is_control) {
+        return Err("must not contain control characters (CR or LF would break a mail header)".to_owned());
+    }
+    let address = match (value.rfind('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &value[open + 1..close],
+        _ => value.trim(),
+    };
+    match address.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !address.contains(' ') => {
+            Ok(())
+        }
+        _ => Err(format!("{value:?} is not an email address")),
+    }
+}
+
+fn check_digest(raw: RawDigest, tz: Tz, p: &mut Problems) -> Option<DigestConfig> {
+    let weekly = raw.schedule.as_deref().unwrap_or(DEFAULT_WEEKLY);
+    let daily = raw.daily_schedule.as_deref().unwrap_or(DEFAULT_DAILY);
+    let weekly = p.take("digest.schedule", Schedule::parse(weekly, tz));
+    let daily = p.take("digest.daily_schedule", Schedule::parse(daily, tz));
+    let max_items = raw.max_items.unwrap_or(50);
+    if max_items == 0 {
+        p.add("digest.max_items", "must be at least 1");
+    }
+    Some(DigestConfig {
+        weekly: weekly?,
+        daily: daily?,
+        skip_empty: raw.skip_empty.unwrap_or(true),
+        max_items,
+    })
+}

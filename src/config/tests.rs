@@ -1,0 +1,225 @@
+//! Config loading and checking, including hostile values.
+
+use super::*;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn problems_of(text: &str) -> Vec<Problem> {
+    match from_toml(text, &no_env) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+fn keys(problems: &[Problem]) -> Vec<&str> {
+    problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+const DESIGN_EXAMPLE: &str = r#"
+[site]
+title = "Tower Hamlets Together — Resource Library"
+base_url = "https://feeds.example.org"
+timezone = "Europe/London"
+
+[database]
+url = "sqlite://tidings.db"
+
+[server]
+listen = "127.0.0.1:8080"
+
+[[sources]]
+name = "library"
+kind = "html"
+url = "https://www.towerhamletstogether.com/resource-library"
+schedule = "0 */30 * * * *"
+[sources.select]
+entry = "ul.resource-list > li"
+title = "h3"
+link = "h3 a"
+summary = ".resource-card__body"
+date = "time"
+category = ".resource-card__tag"
+download = "a.btn--download"
+next_page = "a[rel=next]"
+
+[[sources]]
+name = "seeds"
+kind = "seed"
+path = "seeds/"
+
+[[categories]]
+name = "Strategies and plans"
+match = ["strategy", "framework", "plan"]
+
+[mail]
+transport = "file"
+dir = "outbox"
+smtp_url = "smtp://127.0.0.1:2525"
+from = "Tower Hamlets Together <resources@example.org>"
+
+[digest]
+schedule = "0 0 8 * * Mon"
+"#;
+
+#[test]
+fn built_in_defaults_ingest_the_seed_folder_into_sqlite() {
+    let config = check::check(RawConfig::default(), &no_env).unwrap();
+    assert_eq!(config.database.url, "sqlite://tidings.db");
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.site.base_url.as_str(), "http://127.0.0.1:8080/");
+    assert_eq!(config.site.timezone, chrono_tz::Europe::London);
+    assert_eq!(config.sources.len(), 1);
+    assert_eq!(config.sources[0].name, "seeds");
+    assert!(matches!(&config.sources[0].kind, SourceKind::Seed { path } if path == Path::new("seeds/")));
+    assert_eq!(config.sources[0].withdraw_after, 2);
+    assert_eq!(config.feeds.max_items, 100);
+    assert!(matches!(config.mail.transport, MailTransport::File { .. }));
+    assert!(config.categories.rules.len() >= 6, "built-in THT rules are used");
+}
+
+#[test]
+fn the_design_example_is_valid() {
+    let config = from_toml(DESIGN_EXAMPLE, &no_env).unwrap();
+    assert_eq!(config.sources.len(), 2);
+    let SourceKind::Html(html) = &config.sources[0].kind else {
+        panic!("first source is html");
+    };
+    assert_eq!(html.max_pages, 50);
+    assert_eq!(html.max_bytes, 5_000_000);
+    assert_eq!(config.site.base_url.as_str(), "https://feeds.example.org/");
+    assert_eq!(config.categories.rules.len(), 1, "a config's list replaces the built-in one");
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_key() {
+    let problems = problems_of(
+        r#"
+[site]
+timezone = "Mars/Olympus"
+[server]
+listen = "localhost"
+[[sources]]
+name = "a"
+kind = "html"
+url = "ftp://example.org/"
+[sources.select]
+entry = "ul >> li["
+title = "h3"
+[[sources]]
+name = "a"
+kind = "carrier-pigeon"
+[digest]
+schedule = "every monday"
+"#,
+    );
+    let keys = keys(&problems);
+    for expected in [
+        "site.timezone",
+        "server.listen",
+        "sources[0].url",
+        "sources[0].select.entry",
+        "sources[0].select.link",
+        "sources[1].name",
+        "sources[1].kind",
+        "digest.schedule",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_name() {
+    let Err(ConfigError::Syntax { reason, .. }) = from_toml("[site]\ntitel = \"x\"\n", &no_env) else {
+        panic!("an unknown key must be an error");
+    };
+    assert!(reason.contains("titel"), "{reason}");
+    assert!(!reason.contains('\n'), "one line: {reason}");
+}
+
+#[test]
+fn header_breaking_values_are_refused() {
+    let problems = problems_of(
+        "[site]\ntitle = \"Evil\\r\\nBcc: all@example.org\"\n[mail]\nfrom = \"a@example.org\\r\\nBcc: x@example.org\"\nadmins = [\"not-an-address\"]\n",
+    );
+    let keys = keys(&problems);
+    assert!(keys.contains(&"site.title"));
+    assert!(keys.contains(&"mail.from"));
+    assert!(keys.contains(&"mail.admins[0]"));
+}
+
+#[test]
+fn smtp_needs_a_url_which_the_environment_may_give() {
+    let text = "[mail]\ntransport = \"smtp\"\n";
+    assert_eq!(keys(&problems_of(text)), ["mail.smtp_url"]);
+    let env = |name: &str| (name == "TIDINGS_SMTP_URL").then(|| "smtp://u:secret@127.0.0.1:2525".to_owned());
+    let config = from_toml(text, &env).unwrap();
+    let shown = format!("{:?}", config.mail.transport);
+    assert!(shown.contains("127.0.0.1:2525") && !shown.contains("secret"), "{shown}");
+}
+
+#[test]
+fn database_passwords_never_reach_debug_output() {
+    let config = from_toml(
+        "[database]\nurl = \"postgres://tidings:hunter2@db.example.org/tidings\"\n",
+        &no_env,
+    )
+    .unwrap();
+    let shown = format!("{:?}", config.database);
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("db.example.org"));
+}
+
+#[test]
+fn bad_numbers_and_duplicate_categories_are_problems() {
+    let problems = problems_of(
+        r#"
+[feeds]
+max_items = 0
+[[sources]]
+name = "s"
+kind = "seed"
+path = "x"
+min_ratio = 1.5
+withdraw_after = 0
+[[categories]]
+name = "Board papers"
+[[categories]]
+name = "board  papers!"
+[[categories]]
+name = "***"
+"#,
+    );
+    let keys = keys(&problems);
+    for expected in [
+        "feeds.max_items",
+        "sources[0].min_ratio",
+        "sources[0].withdraw_after",
+        "categories[1].name",
+        "categories[2].name",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+}
+
+#[test]
+fn a_config_file_that_is_not_utf8_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tidings.toml");
+    std::fs::write(&path, b"[site]\ntitle = \"Caf\xe9\"\n").unwrap();
+    let err = load(Some(&path), &no_env).unwrap_err();
+    assert!(err.to_string().contains("tidings.toml"), "{err}");
+}
+
+#[test]
+fn the_environment_names_the_file_when_no_flag_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.toml");
+    std::fs::write(&path, "[site]\ntitle = \"From env\"\n").unwrap();
+    let shown = path.to_string_lossy().into_owned();
+    let env = move |name: &str| (name == "TIDINGS_CONFIG").then(|| shown.clone());
+    let loaded = load(None, &env).unwrap();
+    assert_eq!(loaded.config.site.title, "From env");
+    assert_eq!(loaded.origin, Origin::File(path));
+}

@@ -1,0 +1,180 @@
+//! `tidings serve`: opens the store, publishes the last good feeds, starts
+//! the HTTP server, runs every source once and then on its schedule (one
+//! task per source, so a source never overlaps itself), re-publishes feeds
+//! whenever the store's feed version moves (here or on another replica),
+//! and shuts down gracefully on SIGINT or SIGTERM.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tracing::{info, warn};
+
+use crate::categorize::Categorizer;
+use crate::clock::Clock;
+use crate::config::{Config, Loaded, SourceConfig};
+use crate::feeds::FeedCache;
+use crate::render::Templates;
+use crate::store::Store;
+use crate::web::{self, AppState};
+use crate::{cli, ingest, publish};
+
+/// How often a replica checks whether another one changed the store.
+const VERSION_POLL: Duration = Duration::from_secs(5);
+
+/// Keeps the served feeds in step with the store's feed version.
+struct Publisher {
+    store: Store,
+    config: Arc<Config>,
+    cache: FeedCache,
+    clock: Arc<dyn Clock>,
+    published_version: Mutex<Option<i64>>,
+}
+
+impl Publisher {
+    /// Re-render when the store changed since the last publish.
+    async fn refresh_if_moved(&self) {
+        let mut published = self.published_version.lock().await;
+        let version = match self.store.feed_version().await {
+            Ok(version) => version,
+            Err(e) => {
+                warn!(error = %e, "could not read the feed version; serving the last good feeds");
+                return;
+            }
+        };
+        if *published == Some(version) {
+            return;
+        }
+        match publish::refresh(&self.store, &self.config, &self.cache, self.clock.now()).await {
+            Ok(report) => {
+                info!(feed_version = version, report = ?report, "feeds published");
+                *published = Some(version);
+            }
+            Err(e) => warn!(error = %e, "could not render feeds; serving the last good ones"),
+        }
+    }
+}
+
+/// Run the daemon until SIGINT or SIGTERM.
+pub async fn run(loaded: Loaded, clock: Arc<dyn Clock>) -> Result<()> {
+    info!(config = %loaded.origin, "starting");
+    let listen = loaded.config.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("could not listen on {listen}"))?;
+    run_on(Arc::new(loaded.config), clock, listener, wait_for_signal()).await
+}
+
+/// Run the daemon on `listener` until `shutdown` resolves (tests pass their own).
+pub async fn run_on(
+    config: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    if config.site.base_url.scheme() == "http" {
+        warn!(base_url = %config.site.base_url, "site.base_url is http: RFC 8058 one-click unsubscribe wants https");
+    }
+    let store = cli::open_store(&config).await?;
+    let publisher = Arc::new(Publisher {
+        store: store.clone(),
+        config: config.clone(),
+        cache: FeedCache::new(),
+        clock: clock.clone(),
+        published_version: Mutex::new(None),
+    });
+    publisher.refresh_if_moved().await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let background = start_background(&publisher, stop_rx);
+    let state = AppState {
+        store,
+        feeds: publisher.cache.clone(),
+        templates: Arc::new(Templates::new("templates")),
+        config: config.clone(),
+        clock,
+    };
+    let address = listener.local_addr().context("the listener has no address")?;
+    info!(listen = %address, base_url = %config.site.base_url, "serving");
+    let served = web::serve(listener, state, shutdown).await;
+    let _ = stop_tx.send(true);
+    for task in background {
+        task.abort();
+    }
+    served.context("the HTTP server failed")
+}
+
+fn start_background(
+    publisher: &Arc<Publisher>,
+    stop: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![tokio::spawn(watch_version(publisher.clone(), stop.clone()))];
+    for source in &publisher.config.sources {
+        let task = source_loop(publisher.clone(), source.clone(), stop.clone());
+        tasks.push(tokio::spawn(task));
+    }
+    tasks
+}
+
+/// Run one source at start and then at each scheduled instant, one run at a time.
+async fn source_loop(publisher: Arc<Publisher>, source: SourceConfig, mut stop: watch::Receiver<bool>) {
+    let categorizer = Categorizer::new(publisher.config.categories.rules.clone());
+    loop {
+        let ctx = ingest::Context {
+            store: &publisher.store,
+            categorizer: &categorizer,
+            clock: publisher.clock.as_ref(),
+            dry_run: false,
+        };
+        let report = ingest::run_source(ctx, &source).await;
+        if report.changed_anything() {
+            publisher.refresh_if_moved().await;
+        }
+        let now = publisher.clock.now();
+        let Some(next) = source.schedule.next_after(now) else {
+            warn!(source = %source.name, schedule = source.schedule.expr(), "schedule has no next run");
+            return;
+        };
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Pick up changes made by other processes (another replica, `tidings ingest`).
+async fn watch_version(publisher: Arc<Publisher>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(VERSION_POLL) => publisher.refresh_if_moved().await,
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Resolve on SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    info!("shutting down");
+}

@@ -1,0 +1,242 @@
+//! The ingest use case: run each source, guard against implausible
+//! snapshots, reconcile with the store and apply the changes in one
+//! transaction. A failing source is reported and changes nothing; it never
+//! stops the others. Used alike by `tidings ingest` and the daemon's schedule.
+
+use serde::Serialize;
+use tracing::{info, instrument, warn};
+
+use crate::categorize::Categorizer;
+use crate::clock::Clock;
+use crate::config::SourceConfig;
+use crate::identity;
+use crate::model::Snapshot;
+use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
+use crate::source::{self, SourceError};
+use crate::store::{Store, StoreError};
+
+/// How often a run retries after losing a race with a concurrent run of the same source.
+const CONFLICT_RETRIES: usize = 3;
+
+/// What one source's run did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SourceReport {
+    /// The source's name.
+    pub name: String,
+    /// New resources.
+    pub new: usize,
+    /// Changed resources.
+    pub changed: usize,
+    /// Resources withdrawn in this run.
+    pub withdrawn: usize,
+    /// Withdrawn resources seen again.
+    pub reappeared: usize,
+    /// Resources seen with no change.
+    pub unchanged: usize,
+    /// Why the run failed, or which parts of it failed; `None` when all went well.
+    pub error: Option<String>,
+    /// Entries or files skipped without failing the run.
+    pub warnings: Vec<String>,
+}
+
+impl SourceReport {
+    fn counted(name: &str, counts: Counts, snapshot: &Snapshot) -> Self {
+        Self {
+            name: name.to_owned(),
+            new: counts.new,
+            changed: counts.changed,
+            withdrawn: counts.withdrawn,
+            reappeared: counts.reappeared,
+            unchanged: counts.unchanged,
+            error: snapshot.partial.then(|| snapshot.warnings.join("; ")),
+            warnings: snapshot.warnings.clone(),
+        }
+    }
+
+    fn failed(name: &str, error: String) -> Self {
+        Self {
+            name: name.to_owned(),
+            new: 0,
+            changed: 0,
+            withdrawn: 0,
+            reappeared: 0,
+            unchanged: 0,
+            error: Some(error),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// True when the run, or part of it, failed.
+    pub fn is_failure(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// True when the run changed what feeds show.
+    pub fn changed_anything(&self) -> bool {
+        self.new + self.changed + self.withdrawn + self.reappeared > 0
+    }
+}
+
+/// The report of `tidings ingest`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IngestReport {
+    /// One report per source run, in config order.
+    pub sources: Vec<SourceReport>,
+}
+
+impl IngestReport {
+    /// True when any source failed.
+    pub fn any_failed(&self) -> bool {
+        self.sources.iter().any(SourceReport::is_failure)
+    }
+}
+
+/// Everything a run needs besides the source itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Where resources live.
+    pub store: &'a Store,
+    /// Assigns categories to entries that have none.
+    pub categorizer: &'a Categorizer,
+    /// The current time.
+    pub clock: &'a dyn Clock,
+    /// Reconcile and count, but write nothing.
+    pub dry_run: bool,
+}
+
+/// Run `sources` one after another; each failure is reported, never fatal to the rest.
+pub async fn run_all(ctx: Context<'_>, sources: &[SourceConfig]) -> IngestReport {
+    let mut reports = Vec::with_capacity(sources.len());
+    for source in sources {
+        reports.push(run_source(ctx, source).await);
+    }
+    IngestReport { sources: reports }
+}
+
+/// Run one source once and report what changed.
+#[instrument(skip_all, fields(source = %source.name))]
+pub async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport {
+    let started = std::time::Instant::now();
+    let report = match fetch_and_apply(ctx, source).await {
+        Ok(report) => report,
+        Err(error) => {
+            let message = error.to_string();
+            warn!(error = %message, "source failed; nothing changed");
+            if !ctx.dry_run
+                && let Err(e) = ctx.store.record_failed_run(&source.name, ctx.clock.now(), &message).await
+            {
+                warn!(error = %e, "could not record the failed run");
+            }
+            SourceReport::failed(&source.name, message)
+        }
+    };
+    info!(
+        new = report.new,
+        changed = report.changed,
+        withdrawn = report.withdrawn,
+        reappeared = report.reappeared,
+        unchanged = report.unchanged,
+        failed = report.is_failure(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "ingest run finished"
+    );
+    report
+}
+
+/// Why a run changed nothing.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+async fn fetch_and_apply(ctx: Context<'_>, source: &SourceConfig) -> Result<SourceReport, RunError> {
+    let snapshot = source::read(source).await?;
+    for warning in &snapshot.warnings {
+        warn!(warning = %warning, "entry skipped");
+    }
+    check_plausible(ctx.store, source, &snapshot).await?;
+    let observed = observe(ctx.categorizer, &snapshot);
+    let options = ReconcileOptions {
+        withdraw_after: source.withdraw_after,
+        count_missing: !snapshot.partial,
+    };
+    let counts = apply_with_retry(ctx, &source.name, observed, &options).await?;
+    Ok(SourceReport::counted(&source.name, counts, &snapshot))
+}
+
+/// Refuse an empty snapshot, or one far shorter than the last good run's.
+async fn check_plausible(
+    store: &Store,
+    source: &SourceConfig,
+    snapshot: &Snapshot,
+) -> Result<(), SourceError> {
+    let seen = snapshot.entries.len();
+    if seen == 0 {
+        return Err(SourceError::Implausible("the source listed no entries".to_owned()));
+    }
+    if snapshot.partial {
+        return Ok(());
+    }
+    let last_good = store
+        .last_good_entries(&source.name)
+        .await
+        .map_err(|e| SourceError::Implausible(format!("could not read the last good run: {e}")))?;
+    if let Some(last) = last_good
+        && (seen as f64) < (last as f64) * source.min_ratio
+    {
+        return Err(SourceError::Implausible(format!(
+            "{seen} entries, fewer than {:.0}% of the {last} of the last good run",
+            source.min_ratio * 100.0
+        )));
+    }
+    Ok(())
+}
+
+/// Give every entry its category, identity and fingerprint.
+fn observe(categorizer: &Categorizer, snapshot: &Snapshot) -> Vec<Observed> {
+    snapshot
+        .entries
+        .iter()
+        .map(|entry| {
+            let category = categorizer.categorize(entry);
+            Observed {
+                identity: identity::identity_key(&snapshot.source, entry),
+                fingerprint: identity::fingerprint(entry, &category),
+                entry: entry.clone(),
+                category,
+            }
+        })
+        .collect()
+}
+
+/// Load, reconcile and apply; when a concurrent run of the same source wins
+/// the race (the database refuses the stale write), reload and try again.
+async fn apply_with_retry(
+    ctx: Context<'_>,
+    source: &str,
+    observed: Vec<Observed>,
+    options: &ReconcileOptions,
+) -> Result<Counts, StoreError> {
+    let identities: Vec<String> = observed.iter().map(|o| o.identity.clone()).collect();
+    let mut attempt = 0;
+    loop {
+        let state = ctx.store.stored_for_reconcile(source, &identities).await?;
+        let changes = reconcile::reconcile(&state.resources, observed.clone(), options);
+        let counts = changes.counts();
+        if ctx.dry_run {
+            return Ok(counts);
+        }
+        match ctx
+            .store
+            .apply(source, &changes, observed.len(), state.run_seq, ctx.clock.now())
+            .await
+        {
+            Err(StoreError::Conflict(_)) if attempt < CONFLICT_RETRIES => attempt += 1,
+            Err(e) => return Err(e),
+            Ok(_) => return Ok(counts),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The JSON shapes scripts rely on (DESIGN.md), shared by the CLI's `--json`
+//! output and the HTTP API so the two can never drift apart.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::model::{Resource, Revision};
+
+/// One resource, as `resources list --json` and `GET /api/resources` show it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ResourceJson {
+    /// Stable identifier.
+    pub id: String,
+    /// Current title.
+    pub title: String,
+    /// Absolute link, when the source gives one.
+    pub link: Option<String>,
+    /// Category display name.
+    pub category: String,
+    /// Category slug.
+    pub category_slug: String,
+    /// `YYYY-MM-DD`, or `YYYY-MM` when only the month is known.
+    pub date: Option<String>,
+    /// Plain text.
+    pub summary: String,
+    /// Absolute download link.
+    pub download: Option<String>,
+    /// RFC 3339.
+    pub first_seen: String,
+    /// RFC 3339.
+    pub updated: String,
+    /// RFC 3339, when withdrawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<String>,
+}
+
+impl From<&Resource> for ResourceJson {
+    fn from(r: &Resource) -> Self {
+        Self {
+            id: r.id.to_string(),
+            title: r.title.clone(),
+            link: r.link.as_ref().map(ToString::to_string),
+            category: r.category.name.clone(),
+            category_slug: r.category.slug.to_string(),
+            date: r.date.map(|d| d.to_string()),
+            summary: r.summary.plain_text(),
+            download: r.download.as_ref().map(ToString::to_string),
+            first_seen: rfc3339(r.first_seen),
+            updated: rfc3339(r.updated),
+            withdrawn_at: r.withdrawn_at.map(rfc3339),
+        }
+    }
+}
+
+/// One stored version, inside `resources show --json` and `GET /api/resources/{id}`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RevisionJson {
+    /// 1 for the first version.
+    pub seq: i64,
+    /// RFC 3339.
+    pub seen_at: String,
+    /// Title of this version.
+    pub title: String,
+    /// Link of this version.
+    pub link: Option<String>,
+    /// Category display name of this version.
+    pub category: String,
+    /// Date of this version.
+    pub date: Option<String>,
+    /// Plain-text summary of this version.
+    pub summary: String,
+    /// Download link of this version.
+    pub download: Option<String>,
+}
+
+impl From<&Revision> for RevisionJson {
+    fn from(r: &Revision) -> Self {
+        Self {
+            seq: r.seq,
+            seen_at: rfc3339(r.seen_at),
+            title: r.title.clone(),
+            link: r.link.as_ref().map(ToString::to_string),
+            category: r.category.name.clone(),
+            date: r.date.map(|d| d.to_string()),
+            summary: r.summary.plain_text(),
+            download: r.download.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// A resource with its history.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ResourceDetailJson {
+    /// The current version.
+    #[serde(flatten)]
+    pub resource: ResourceJson,
+    /// Every version, oldest first.
+    pub revisions: Vec<RevisionJson>,
+}
+
+/// RFC 3339 in UTC with whole seconds, as every time in the JSON shapes.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

@@ -1,0 +1,91 @@
+//! The HTTP server: the router, the state every handler shares, and
+//! `serve(listener, state, shutdown)` so tests bind `127.0.0.1:0` themselves.
+//! Handlers are grouped by audience in the submodules.
+
+mod api;
+mod error;
+mod feeds;
+mod ops;
+mod pages;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::feeds::FeedCache;
+use crate::render::Templates;
+use crate::store::Store;
+
+pub use error::WebError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// Resources and everything else stored.
+    pub store: Store,
+    /// Rendered feeds, served from memory.
+    pub feeds: FeedCache,
+    /// Page templates.
+    pub templates: Arc<Templates>,
+    /// The checked config.
+    pub config: Arc<Config>,
+    /// The current time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/resources/{id}", get(pages::resource))
+        .route("/assets/style.css", get(pages::stylesheet))
+        .route("/feeds/{file}", get(feeds::feed))
+        .route("/feeds.opml", get(feeds::opml))
+        .route("/api/resources", get(api::list))
+        .route("/api/resources/{id}", get(api::show))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Serve until `shutdown` completes, then finish the requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Headers that keep pages from being framed, sniffed or made to run script.
+async fn security_headers(request: axum::extract::Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    response
+}

@@ -1,0 +1,289 @@
+//! HTML pages for people: the latest resources with a category filter and
+//! every feed's address (`/`), one resource with its history
+//! (`/resources/{id}`), the stylesheet, and the not-found page.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::{AppState, WebError};
+use crate::model::{Category, CategorySlug, EntryDate, Resource, ResourceId};
+use crate::publish;
+use crate::render::STYLESHEET;
+use crate::store::ResourceFilter;
+use crate::views::{RevisionJson, rfc3339};
+
+/// Resources shown on the front page at most.
+const INDEX_LIMIT: usize = 50;
+/// Characters of summary shown per resource on the front page.
+const EXCERPT_CHARS: usize = 280;
+
+/// Query of `GET /`.
+#[derive(Debug, Deserialize)]
+pub struct IndexQuery {
+    category: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SiteView {
+    title: String,
+    base_path: String,
+}
+
+#[derive(Serialize)]
+struct FeedLink {
+    r#type: &'static str,
+    title: String,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct FeedRow {
+    name: String,
+    slug: String,
+    rss: String,
+    atom: String,
+}
+
+#[derive(Serialize)]
+struct CategoryCount {
+    name: String,
+    slug: String,
+    count: usize,
+}
+
+#[derive(Serialize)]
+struct ResourceView {
+    id: String,
+    title: String,
+    link: Option<String>,
+    category: String,
+    category_slug: String,
+    date: Option<String>,
+    date_text: Option<String>,
+    excerpt: String,
+    blocks: Vec<crate::model::Block>,
+    download: Option<String>,
+    first_seen: String,
+    updated: String,
+    withdrawn_at: Option<String>,
+}
+
+impl From<&Resource> for ResourceView {
+    fn from(r: &Resource) -> Self {
+        Self {
+            id: r.id.to_string(),
+            title: r.title.clone(),
+            link: r.link.as_ref().map(ToString::to_string),
+            category: r.category.name.clone(),
+            category_slug: r.category.slug.to_string(),
+            date: r.date.map(|d| d.to_string()),
+            date_text: r.date.map(date_text),
+            excerpt: excerpt(&r.summary.plain_text()),
+            blocks: r.summary.blocks.clone(),
+            download: r.download.as_ref().map(ToString::to_string),
+            first_seen: rfc3339(r.first_seen),
+            updated: rfc3339(r.updated),
+            withdrawn_at: r.withdrawn_at.map(rfc3339),
+        }
+    }
+}
+
+/// "17 November 2020", or "May 2020" when only the month is known.
+fn date_text(date: EntryDate) -> String {
+    match date {
+        EntryDate::Day(d) => d.format("%-d %B %Y").to_string(),
+        EntryDate::Month(d) => d.format("%B %Y").to_string(),
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= EXCERPT_CHARS {
+        return flat;
+    }
+    let cut: String = flat.chars().take(EXCERPT_CHARS).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{cut}…")
+}
+
+fn site_view(state: &AppState) -> SiteView {
+    SiteView {
+        title: state.config.site.title.clone(),
+        base_path: state.config.site.base_url.path().to_owned(),
+    }
+}
+
+fn feed_url(state: &AppState, file: &str) -> String {
+    let base = &state.config.site.base_url;
+    base.join(file).map_or_else(|_| format!("{base}{file}"), |u| u.to_string())
+}
+
+fn autodiscovery(state: &AppState, current: Option<&Category>) -> Vec<FeedLink> {
+    let (slug, label) = current.map_or(("all", "all resources".to_owned()), |c| {
+        (c.slug.as_str(), c.name.clone())
+    });
+    let title = &state.config.site.title;
+    vec![
+        FeedLink {
+            r#type: "application/rss+xml",
+            title: format!("{title} — {label} (RSS)"),
+            url: feed_url(state, &format!("feeds/{slug}.rss")),
+        },
+        FeedLink {
+            r#type: "application/atom+xml",
+            title: format!("{title} — {label} (Atom)"),
+            url: feed_url(state, &format!("feeds/{slug}.atom")),
+        },
+    ]
+}
+
+fn feed_rows(state: &AppState, categories: &[Category]) -> Vec<FeedRow> {
+    let all = Category {
+        name: "All resources".to_owned(),
+        slug: CategorySlug::from_name("all"),
+    };
+    std::iter::once(&all)
+        .chain(categories)
+        .map(|c| FeedRow {
+            name: c.name.clone(),
+            slug: c.slug.to_string(),
+            rss: feed_url(state, &format!("feeds/{}.rss", c.slug)),
+            atom: feed_url(state, &format!("feeds/{}.atom", c.slug)),
+        })
+        .collect()
+}
+
+fn category_counts(resources: &[Resource], categories: &[Category]) -> Vec<CategoryCount> {
+    let mut counts: BTreeMap<&CategorySlug, usize> = BTreeMap::new();
+    for r in resources {
+        *counts.entry(&r.category.slug).or_default() += 1;
+    }
+    categories
+        .iter()
+        .filter_map(|c| {
+            let count = counts.get(&c.slug).copied().unwrap_or(0);
+            (count > 0).then(|| CategoryCount {
+                name: c.name.clone(),
+                slug: c.slug.to_string(),
+                count,
+            })
+        })
+        .collect()
+}
+
+/// `GET /`: latest resources, optionally of one category.
+pub async fn index(
+    State(state): State<AppState>,
+    Query(query): Query<IndexQuery>,
+) -> Result<Html<String>, WebError> {
+    let all = state.store.list_resources(&ResourceFilter::default()).await?;
+    let categories = publish::feed_categories(&state.config, &all);
+    let wanted = query.category.as_deref().map(CategorySlug::from_name);
+    let current = wanted.and_then(|slug| categories.iter().find(|c| c.slug == slug).cloned());
+    let shown: Vec<ResourceView> = all
+        .iter()
+        .filter(|r| current.as_ref().is_none_or(|c| r.category.slug == c.slug))
+        .take(INDEX_LIMIT)
+        .map(ResourceView::from)
+        .collect();
+    let html = state.templates.render(
+        "index.html",
+        context! {
+            site => site_view(&state),
+            autodiscovery => autodiscovery(&state, current.as_ref()),
+            current => current,
+            total => all.len(),
+            categories => category_counts(&all, &categories),
+            resources => shown,
+            feeds => feed_rows(&state, &categories),
+        },
+    )?;
+    Ok(Html(html))
+}
+
+/// `GET /resources/{id}`: one resource, including withdrawn ones, with its history.
+pub async fn resource(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let id = ResourceId(id);
+    let Some(resource) = state.store.resource(&id).await? else {
+        return Ok(not_found_page(&state));
+    };
+    let revisions: Vec<RevisionJson> = state
+        .store
+        .revisions(&id)
+        .await?
+        .iter()
+        .map(RevisionJson::from)
+        .collect();
+    let html = state.templates.render(
+        "resource.html",
+        context! {
+            site => site_view(&state),
+            autodiscovery => autodiscovery(&state, Some(&resource.category)),
+            r => ResourceView::from(&resource),
+            revisions => revisions,
+        },
+    )?;
+    Ok(Html(html).into_response())
+}
+
+/// `GET /assets/style.css`.
+pub async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
+        STYLESHEET,
+    )
+}
+
+/// Any other path.
+pub async fn not_found(State(state): State<AppState>) -> Response {
+    not_found_page(&state)
+}
+
+fn not_found_page(state: &AppState) -> Response {
+    let rendered = state.templates.render(
+        "error.html",
+        context! {
+            site => site_view(state),
+            autodiscovery => autodiscovery(state, None),
+            heading => "Page not found",
+            message => "There is nothing at this address. It may have moved, or the link may be wrong.",
+        },
+    );
+    match rendered {
+        Ok(html) => (StatusCode::NOT_FOUND, Html(html)).into_response(),
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn dates_read_as_people_write_them() {
+        let day = EntryDate::Day(NaiveDate::from_ymd_opt(2020, 11, 7).unwrap());
+        assert_eq!(date_text(day), "7 November 2020");
+        assert_eq!(date_text(EntryDate::month(2020, 5).unwrap()), "May 2020");
+    }
+
+    #[test]
+    fn long_summaries_are_cut_at_a_word() {
+        let text = "word ".repeat(100);
+        let cut = excerpt(&text);
+        assert!(cut.chars().count() <= EXCERPT_CHARS + 1);
+        assert!(cut.ends_with("word…"));
+        assert_eq!(excerpt("short\n\n text"), "short text");
+    }
+}
