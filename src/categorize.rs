@@ -108,15 +108,18 @@ impl Categorizer {
 
     /// The built-in Tower Hamlets Together rules, used when the config has none.
     pub fn builtin() -> Self {
-        Self::new(
-            BUILTIN
-                .iter()
-                .map(|(name, words)| CategoryRule {
-                    category: Category::new(*name),
-                    words: words.iter().map(|w| (*w).to_owned()).collect(),
-                })
-                .collect(),
-        )
+        Self::new(Self::builtin_rules())
+    }
+
+    /// The built-in rules themselves, for a config that names no categories.
+    pub fn builtin_rules() -> Vec<CategoryRule> {
+        BUILTIN
+            .iter()
+            .map(|(name, words)| CategoryRule {
+                category: Category::new(*name),
+                words: words.iter().map(|w| (*w).to_owned()).collect(),
+            })
+            .collect()
     }
 
     /// The entry's category: the source's own, else the first rule matching the
