@@ -2,3 +2,5 @@
 //! parts (SQLite and PostgreSQL, HTTP on loopback, real feed parsers).
 
 mod support;
+// Store on SQLite and PostgreSQL: migrations, apply, conflicts, queries.
+mod store;

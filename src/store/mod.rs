@@ -1,0 +1,318 @@
+//! The store: resources, revisions, change events and run bookkeeping in SQLite
+//! or PostgreSQL, through sqlx's `Any` driver with one set of `$1`-style SQL.
+//! This file opens and migrates the database and defines the errors; reads live
+//! in `resources`, the ingest transaction in `apply`. Dialects differ only in
+//! the migrations (auto-increment, `STRICT`).
+
+mod apply;
+mod resources;
+mod rows;
+
+use std::fmt;
+use std::path::Path;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{MigrateError, Migrator};
+
+pub use apply::AppliedRun;
+pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The database behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file, for one box.
+    Sqlite,
+    /// PostgreSQL, for replicas.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if it is one Tidings supports.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            _ => None,
+        }
+    }
+
+    fn migrator(self) -> &'static Migrator {
+        match self {
+            Self::Sqlite => &SQLITE_MIGRATIONS,
+            Self::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgresql",
+        })
+    }
+}
+
+/// Why a store operation failed. Display text never contains a password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named row does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for, e.g. "resource 0123abcd…".
+        what: String,
+    },
+    /// Another run of the same source committed since this one loaded its state;
+    /// nothing was written. Reload, reconcile again and retry.
+    #[error("another run of source {source_name} wrote first; nothing was written")]
+    Conflict {
+        /// The source whose runs collided.
+        source_name: String,
+    },
+    /// The database could not be opened (bad URL, missing folder, refused connection).
+    #[error("could not open database {url}: {reason}")]
+    Open {
+        /// The URL with any password masked.
+        url: String,
+        /// Why, with any password masked.
+        reason: String,
+    },
+    /// A query failed.
+    #[error("could not {action}: {source}")]
+    Db {
+        /// What was being done, e.g. "list resources".
+        action: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// Migrations could not be applied.
+    #[error("could not migrate the {backend} database: {source}")]
+    Migrate {
+        /// Which dialect's migrations.
+        backend: Backend,
+        /// The migrator's error.
+        source: MigrateError,
+    },
+}
+
+impl StoreError {
+    /// Wraps a driver error with what was being done, for `map_err`.
+    pub(crate) fn db(action: impl Into<String>) -> impl FnOnce(sqlx::Error) -> Self {
+        let action = action.into();
+        move |source| Self::Db { action, source }
+    }
+
+    fn open(url: &str, reason: impl fmt::Display) -> Self {
+        let reason = reason.to_string();
+        match url::Url::parse(url) {
+            Ok(parsed) => {
+                let mut masked = parsed.clone();
+                let _ = masked.set_password(parsed.password().map(|_| "***"));
+                let reason = match parsed.password() {
+                    Some(pw) if !pw.is_empty() => reason.replace(pw, "***"),
+                    _ => reason,
+                };
+                Self::Open {
+                    url: masked.to_string(),
+                    reason,
+                }
+            }
+            // Not a URL at all: show only its scheme, which holds no secret.
+            Err(_) => Self::Open {
+                url: format!("{}:…", url.split(':').next().unwrap_or_default()),
+                reason,
+            },
+        }
+    }
+}
+
+/// The database of resources, revisions, change events and runs. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `sqlite://PATH` (the file is created if missing, its folder is
+    /// not) or `postgres://…`. Does not migrate: call `migrate`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url).ok_or_else(|| {
+            StoreError::open(url, "unsupported scheme: use sqlite://PATH or postgres://…")
+        })?;
+        let (connect_url, options) = match backend {
+            Backend::Sqlite => sqlite_options(url)?,
+            Backend::Postgres => (url.to_owned(), AnyPoolOptions::new()),
+        };
+        let pool = options
+            .connect(&connect_url)
+            .await
+            .map_err(|e| StoreError::open(url, e))?;
+        if backend == Backend::Sqlite {
+            // Several processes may share the file: WAL lets readers run beside the
+            // one writer; sqlx's busy timeout (5 s) makes writers wait their turn.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(|e| StoreError::open(url, e))?;
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies every embedded migration not yet applied; a no-op when up to date.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.backend
+            .migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                backend: self.backend,
+                source,
+            })
+    }
+
+    /// True when every embedded migration has been applied successfully.
+    pub async fn is_migrated(&self) -> Result<bool, StoreError> {
+        self.ping().await?;
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(versions) => versions,
+                // The database answered (ping) but has no migrations table yet.
+                Err(sqlx::Error::Database(_)) => return Ok(false),
+                Err(e) => return Err(StoreError::db("list applied migrations")(e)),
+            };
+        Ok(self
+            .backend
+            .migrator()
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .all(|m| applied.contains(&m.version)))
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(StoreError::db("reach the database"))
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The connection pool, for modules with tables of their own.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The URL and pool options for a SQLite database: created if missing (`mode=rwc`),
+/// but only inside a folder that exists, so a typo in the path is reported.
+fn sqlite_options(url: &str) -> Result<(String, AnyPoolOptions), StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path == ":memory:" || path.is_empty() || query.contains("mode=memory") {
+        // One connection that never idles out: each in-memory connection would
+        // otherwise be a database of its own.
+        let options = AnyPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
+        return Ok((url.to_owned(), options));
+    }
+    let folder = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty());
+    if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+        let reason = format!("folder {} does not exist", folder.display());
+        return Err(StoreError::open(url, reason));
+    }
+    let connect_url = match query {
+        "" => format!("{url}?mode=rwc"),
+        q if q.contains("mode=") => url.to_owned(),
+        _ => format!("{url}&mode=rwc"),
+    };
+    Ok((connect_url, AnyPoolOptions::new()))
+}
+
+/// A time as stored: fixed-width RFC 3339 UTC with microseconds, so text order is time order.
+pub(crate) fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Reads a stored time back.
+pub(crate) fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, sqlx::Error> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|e| sqlx::Error::Decode(format!("bad stored time {text:?}: {e}").into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_follows_the_scheme() {
+        assert_eq!(Backend::from_url("sqlite://x.db"), Some(Backend::Sqlite));
+        assert_eq!(Backend::from_url("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(
+            Backend::from_url("postgresql://u@h/db"),
+            Some(Backend::Postgres)
+        );
+        assert_eq!(Backend::from_url("mysql://u@h/db"), None);
+    }
+
+    #[test]
+    fn open_errors_mask_the_password() {
+        let err = StoreError::open("postgres://bob:s3cret@db/x", "auth failed for s3cret");
+        let text = err.to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("postgres://bob:***@db/x"), "{text}");
+    }
+
+    #[test]
+    fn stored_times_sort_as_text_and_round_trip() {
+        use chrono::TimeZone;
+        let a = chrono::Utc.with_ymd_and_hms(2024, 3, 9, 8, 0, 0).unwrap();
+        let b = a + chrono::Duration::microseconds(1);
+        assert_eq!(format_time(a), "2024-03-09T08:00:00.000000Z");
+        assert!(format_time(a) < format_time(b));
+        assert_eq!(parse_time(&format_time(b)).unwrap(), b);
+    }
+
+    #[test]
+    fn sqlite_path_in_a_missing_folder_is_refused() {
+        let err = sqlite_options("sqlite:///no/such/folder/x.db").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("folder /no/such/folder does not exist"),
+            "{err}"
+        );
+        let (url, _) = sqlite_options("sqlite://tidings.db").unwrap();
+        assert_eq!(url, "sqlite://tidings.db?mode=rwc");
+    }
+}

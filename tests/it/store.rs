@@ -1,0 +1,410 @@
+//! The store against real databases (SQLite file, and PostgreSQL when
+//! `TIDINGS_TEST_PG` is set): migrations, the apply transaction, concurrent
+//! runs, and the queries feeds and the CLI use.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use tidings::identity::resource_id;
+use tidings::model::{Block, Category, CategorySlug, Entry, EntryDate, Summary};
+use tidings::reconcile::{Observed, ReconcileOptions, reconcile};
+use tidings::store::{AppliedRun, ChangeKind, ResourceFilter, Store, StoreError};
+use url::Url;
+
+use crate::support::db::on_every_backend;
+
+const SOURCE: &str = "library";
+
+fn at(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, day, 9, 30, 0).unwrap()
+}
+
+fn observed(title: &str, link: Option<&str>, summary: &str, category: &str) -> Observed {
+    let mut entry = Entry::titled(title);
+    entry.link = link.map(|l| Url::parse(l).expect("test links are URLs"));
+    entry.summary = Summary::paragraph(summary);
+    Observed::new(SOURCE, entry, Category::new(category))
+}
+
+/// Load, reconcile and apply one snapshot, as ingest does.
+async fn run(store: &Store, snapshot: &[Observed], day: u32, opts: ReconcileOptions) -> AppliedRun {
+    let identities: Vec<String> = snapshot.iter().map(|o| o.identity.clone()).collect();
+    let state = store
+        .stored_for_reconcile(SOURCE, &identities)
+        .await
+        .expect("state loads");
+    let set = reconcile(&state.stored, snapshot.to_vec(), &opts);
+    store
+        .apply(SOURCE, &set, snapshot.len(), state.run_seq, at(day))
+        .await
+        .expect("run applies")
+}
+
+async fn kinds(store: &Store, o: &Observed) -> Vec<ChangeKind> {
+    let events = store
+        .events_for(&resource_id(&o.identity))
+        .await
+        .expect("events load");
+    events.into_iter().map(|e| e.kind).collect()
+}
+
+#[tokio::test]
+async fn migrating_twice_is_a_no_op() {
+    on_every_backend(|db| async move {
+        assert!(!db.store.is_migrated().await.unwrap());
+        db.store.migrate().await.unwrap();
+        assert!(db.store.is_migrated().await.unwrap());
+        db.store.migrate().await.unwrap();
+        assert!(db.store.is_migrated().await.unwrap());
+        assert_eq!(db.store.feed_version().await.unwrap(), 0);
+        db.store.ping().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn new_changed_withdrawn_reappeared_round_trip() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let opts = ReconcileOptions::default();
+        let a = observed(
+            "Birth trauma leaflet",
+            Some("https://ex.org/a"),
+            "Support.",
+            "Leaflets",
+        );
+        let b = observed("Carers plan", None, "A plan.", "Strategies and plans");
+        let applied = run(&store, &[a.clone(), b.clone()], 1, opts).await;
+        assert_eq!((applied.counts.new, applied.feed_version), (2, 1));
+
+        let a2 = observed(
+            "Birth trauma leaflet",
+            Some("https://ex.org/a?utm_source=x"),
+            "More support.",
+            "Leaflets",
+        );
+        let applied = run(&store, std::slice::from_ref(&a2), 2, opts).await;
+        assert_eq!((applied.counts.changed, applied.counts.withdrawn), (1, 0));
+        let applied = run(&store, std::slice::from_ref(&a2), 3, opts).await;
+        assert_eq!(
+            (
+                applied.counts.withdrawn,
+                applied.counts.unchanged,
+                applied.feed_version
+            ),
+            (1, 1, 3)
+        );
+        let applied = run(&store, &[a2.clone(), b.clone()], 4, opts).await;
+        assert_eq!((applied.counts.reappeared, applied.feed_version), (1, 4));
+
+        let a_id = resource_id(&a.identity);
+        let revisions = store.revisions(&a_id).await.unwrap();
+        let summaries: Vec<String> = revisions.iter().map(|r| r.summary.plain_text()).collect();
+        assert_eq!(summaries, ["Support.", "More support."]);
+        assert_eq!(revisions[1].seen_at, at(2));
+        let events = store.events_for(&a_id).await.unwrap();
+        assert_eq!(events[1].fields.len(), 1);
+        assert_eq!(
+            (
+                events[1].fields[0].field,
+                events[1].fields[0].after.as_str()
+            ),
+            ("summary", "More support.")
+        );
+        assert_eq!(
+            kinds(&store, &a).await,
+            [ChangeKind::New, ChangeKind::Changed]
+        );
+        let b_kinds = [
+            ChangeKind::New,
+            ChangeKind::Withdrawn,
+            ChangeKind::Reappeared,
+        ];
+        assert_eq!(kinds(&store, &b).await, b_kinds);
+
+        let resource = store.resource(&a_id).await.unwrap().unwrap();
+        assert_eq!((resource.first_seen, resource.updated), (at(1), at(2)));
+        assert!(resource.guid.starts_with("urn:uuid:"));
+        let b_now = store
+            .resource(&resource_id(&b.identity))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b_now.withdrawn_at, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn withdrawn_resources_leave_the_default_listing() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let opts = ReconcileOptions {
+            withdraw_after: 1,
+            count_missing: true,
+        };
+        let a = observed("A", None, "", "Leaflets");
+        run(
+            &store,
+            &[a.clone(), observed("B", None, "", "Leaflets")],
+            1,
+            opts,
+        )
+        .await;
+        run(&store, &[a], 2, opts).await;
+        let live = store
+            .list_resources(&ResourceFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1);
+        let all = ResourceFilter {
+            include_withdrawn: true,
+            ..ResourceFilter::default()
+        };
+        let all = store.list_resources(&all).await.unwrap();
+        assert_eq!(
+            all.iter().filter(|r| r.withdrawn_at == Some(at(2))).count(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn whitespace_only_change_writes_nothing() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let opts = ReconcileOptions::default();
+        run(
+            &store,
+            &[observed("The plan", None, "Our plan.", "Leaflets")],
+            1,
+            opts,
+        )
+        .await;
+        let edited = observed("  The <b>plan</b>", None, "<p>Our\n\tplan.</p>", "Leaflets");
+        let applied = run(&store, std::slice::from_ref(&edited), 2, opts).await;
+        assert_eq!((applied.counts.unchanged, applied.feed_version), (1, 1));
+        assert_eq!(
+            store
+                .revisions(&resource_id(&edited.identity))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(kinds(&store, &edited).await, [ChangeKind::New]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn partial_snapshot_withdraws_nothing() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let a = observed("A", None, "", "Leaflets");
+        let b = observed("B", None, "", "Leaflets");
+        run(
+            &store,
+            &[a.clone(), b.clone()],
+            1,
+            ReconcileOptions::default(),
+        )
+        .await;
+        let partial = ReconcileOptions {
+            withdraw_after: 1,
+            count_missing: false,
+        };
+        for day in 2..4 {
+            let applied = run(&store, std::slice::from_ref(&a), day, partial).await;
+            assert_eq!(applied.counts.withdrawn, 0);
+        }
+        let state = store.stored_for_reconcile(SOURCE, &[]).await.unwrap();
+        assert!(
+            state
+                .stored
+                .iter()
+                .all(|s| s.missing_runs == 0 && s.resource.withdrawn_at.is_none())
+        );
+        assert_eq!(state.run_seq, 3);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_applies_write_each_event_once() {
+    on_every_backend(|db| async move {
+        let first = db.migrated().await;
+        let second = db.open_another().await;
+        let snapshot: Vec<Observed> = (0..20)
+            .map(|i| observed(&format!("Entry {i}"), None, "text", "Leaflets"))
+            .collect();
+        for _ in 0..2 {
+            let state = first.stored_for_reconcile(SOURCE, &[]).await.unwrap();
+            let set = reconcile(
+                &state.stored,
+                snapshot.clone(),
+                &ReconcileOptions::default(),
+            );
+            let (x, y) = tokio::join!(
+                first.apply(SOURCE, &set, 20, state.run_seq, at(1)),
+                second.apply(SOURCE, &set, 20, state.run_seq, at(1)),
+            );
+            let conflicts = [&x, &y]
+                .iter()
+                .filter(|r| matches!(r, Err(StoreError::Conflict { .. })))
+                .count();
+            assert_eq!(conflicts, 1, "{x:?} {y:?}");
+            assert!(x.is_ok() || y.is_ok(), "{x:?} {y:?}");
+        }
+        for o in &snapshot {
+            assert_eq!(kinds(&first, o).await, [ChangeKind::New]);
+        }
+        assert_eq!(first.feed_version().await.unwrap(), 1);
+        let again = run(&second, &snapshot, 2, ReconcileOptions::default()).await;
+        assert_eq!((again.counts.new, again.counts.unchanged), (0, 20));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn list_filters_by_category_and_since_newest_first() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let opts = ReconcileOptions {
+            count_missing: false,
+            ..ReconcileOptions::default()
+        };
+        let mut dated = observed("Dated", None, "", "Leaflets");
+        dated.entry.date = EntryDate::month(2030, 1);
+        let dated = Observed::new(SOURCE, dated.entry, dated.category);
+        run(
+            &store,
+            &[dated, observed("Old", None, "", "Leaflets")],
+            1,
+            opts,
+        )
+        .await;
+        run(
+            &store,
+            &[observed("Plan", None, "", "Strategies and plans")],
+            5,
+            opts,
+        )
+        .await;
+        run(&store, &[observed("Later", None, "", "Leaflets")], 9, opts).await;
+
+        let titles =
+            |rs: Vec<tidings::model::Resource>| rs.into_iter().map(|r| r.title).collect::<Vec<_>>();
+        let all = store
+            .list_resources(&ResourceFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(titles(all), ["Dated", "Later", "Plan", "Old"]);
+        let leaflets = ResourceFilter {
+            category: Some(CategorySlug::from_name("Leaflets")),
+            ..Default::default()
+        };
+        assert_eq!(
+            titles(store.list_resources(&leaflets).await.unwrap()),
+            ["Dated", "Later", "Old"]
+        );
+        let since = ResourceFilter {
+            since: Some(at(5)),
+            limit: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            titles(store.list_resources(&since).await.unwrap()),
+            ["Later"]
+        );
+        let since = ResourceFilter {
+            since: Some(at(5) + Duration::microseconds(1)),
+            ..Default::default()
+        };
+        assert_eq!(
+            titles(store.list_resources(&since).await.unwrap()),
+            ["Later"]
+        );
+        let names: Vec<String> = store
+            .categories_in_use()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["Leaflets", "Strategies and plans"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unicode_text_round_trips_exactly() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let mut entry = Entry::titled("Cafe\u{301} “quotes” — ‘Ünïcödé’ 😀 עברית  two  spaces");
+        entry.link = Some(Url::parse("https://ex.org/ressources/café?q=naïve").unwrap());
+        entry.summary = Summary {
+            blocks: vec![
+                Block::Paragraph("Ligne 1 — «guillemets»\u{a0}& <b>not markup</b>".into()),
+                Block::List(vec!["• bullet 𝔘".into(), "日本語".into()]),
+            ],
+        };
+        entry.date = EntryDate::month(2020, 5);
+        entry.download = Some(Url::parse("https://ex.org/f/leaflet%20(1).pdf").unwrap());
+        let o = Observed::new(SOURCE, entry.clone(), Category::new("Santé & soins"));
+        run(
+            &store,
+            std::slice::from_ref(&o),
+            1,
+            ReconcileOptions::default(),
+        )
+        .await;
+        let r = store
+            .resource(&resource_id(&o.identity))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (&r.title, &r.link, &r.summary),
+            (&entry.title, &entry.link, &entry.summary)
+        );
+        assert_eq!(
+            (r.date, &r.download, &r.category),
+            (entry.date, &entry.download, &o.category)
+        );
+        assert_eq!(r.identity, o.identity);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failed_runs_change_nothing_but_counters() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        assert_eq!(store.last_good_run(SOURCE).await.unwrap(), None);
+        store
+            .record_failed_run(SOURCE, at(1), "timed out")
+            .await
+            .unwrap();
+        assert_eq!(store.last_good_run(SOURCE).await.unwrap(), None);
+        run(
+            &store,
+            &[observed("A", None, "", "Leaflets")],
+            2,
+            ReconcileOptions::default(),
+        )
+        .await;
+        store
+            .record_failed_run(SOURCE, at(3), "status 500")
+            .await
+            .unwrap();
+        assert_eq!(store.last_good_run(SOURCE).await.unwrap(), Some((1, at(2))));
+        assert_eq!(store.feed_version().await.unwrap(), 1);
+        let unknown = tidings::model::ResourceId("0000000000000000".into());
+        assert_eq!(store.resource(&unknown).await.unwrap(), None);
+        assert!(matches!(
+            store.revisions(&unknown).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    })
+    .await;
+}
