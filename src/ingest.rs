@@ -9,7 +9,6 @@ use tracing::{info, instrument, warn};
 use crate::categorize::Categorizer;
 use crate::clock::Clock;
 use crate::config::SourceConfig;
-use crate::identity;
 use crate::model::Snapshot;
 use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
 use crate::source::{self, SourceError};
@@ -181,10 +180,10 @@ async fn check_plausible(
         return Ok(());
     }
     let last_good = store
-        .last_good_entries(&source.name)
+        .last_good_run(&source.name)
         .await
         .map_err(|e| SourceError::Implausible(format!("could not read the last good run: {e}")))?;
-    if let Some(last) = last_good
+    if let Some((last, _)) = last_good
         && (seen as f64) < (last as f64) * source.min_ratio
     {
         return Err(SourceError::Implausible(format!(
@@ -200,15 +199,7 @@ fn observe(categorizer: &Categorizer, snapshot: &Snapshot) -> Vec<Observed> {
     snapshot
         .entries
         .iter()
-        .map(|entry| {
-            let category = categorizer.categorize(entry);
-            Observed {
-                identity: identity::identity_key(&snapshot.source, entry),
-                fingerprint: identity::fingerprint(entry, &category),
-                entry: entry.clone(),
-                category,
-            }
-        })
+        .map(|entry| Observed::new(&snapshot.source, entry.clone(), categorizer.categorize(entry)))
         .collect()
 }
 
@@ -224,7 +215,7 @@ async fn apply_with_retry(
     let mut attempt = 0;
     loop {
         let state = ctx.store.stored_for_reconcile(source, &identities).await?;
-        let changes = reconcile::reconcile(&state.resources, observed.clone(), options);
+        let changes = reconcile::reconcile(&state.stored, observed.clone(), options);
         let counts = changes.counts();
         if ctx.dry_run {
             return Ok(counts);
@@ -234,7 +225,7 @@ async fn apply_with_retry(
             .apply(source, &changes, observed.len(), state.run_seq, ctx.clock.now())
             .await
         {
-            Err(StoreError::Conflict(_)) if attempt < CONFLICT_RETRIES => attempt += 1,
+            Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
             Err(e) => return Err(e),
             Ok(_) => return Ok(counts),
         }

@@ -85,3 +85,15 @@ CREATE TABLE store_meta (
     feed_version INTEGER NOT NULL
 ) STRICT;
 INSERT INTO store_meta (id, feed_version) VALUES (1, 0);
+
+-- The last good copy of each page an html source fetched, with its validators,
+-- so the next run can ask for it conditionally and reuse it on 304.
+CREATE TABLE page_cache (
+    source        TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    etag          TEXT,
+    last_modified TEXT,
+    body          TEXT NOT NULL,
+    fetched_at    TEXT NOT NULL,
+    PRIMARY KEY (source, url)
+) STRICT;

@@ -5,6 +5,7 @@
 //! the migrations (auto-increment, `STRICT`).
 
 mod apply;
+mod pages;
 mod resources;
 mod rows;
 
@@ -16,6 +17,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{MigrateError, Migrator};
 
 pub use apply::AppliedRun;
+pub use pages::CachedPage;
 pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
