@@ -5,6 +5,8 @@
 
 /// The one reader of the system time.
 pub mod clock;
+/// RSS, Atom and OPML feeds: rendering, the pre-publication check, the served cache.
+pub mod feeds;
 /// Domain types without I/O.
 pub mod model;
 /// Seed files and web pages -> snapshots.

@@ -2,3 +2,6 @@
 //! parts (SQLite and PostgreSQL, HTTP on loopback, real feed parsers).
 
 mod support;
+
+// Rendered feeds against feedparser, jing, xmllint and newsboat.
+mod feeds;
