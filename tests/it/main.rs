@@ -2,5 +2,12 @@
 //! parts (SQLite and PostgreSQL, HTTP on loopback, real feed parsers).
 
 mod support;
+
+// The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.
+mod cli;
+// Feeds read by real consumers: feedparser, jing, xmllint, newsboat.
+mod feeds;
+// `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
+mod serve;
 // Store on SQLite and PostgreSQL: migrations, apply, conflicts, queries.
 mod store;
