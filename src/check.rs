@@ -24,8 +24,15 @@ pub async fn run(loaded: &Loaded) -> Result<ExitCode> {
         "  site: {} at {} ({})",
         config.site.title, config.site.base_url, config.site.timezone
     );
-    println!("  database: {}", crate::config::redact_url(&config.database.url));
-    println!("  {} source(s), {} category rule(s)", config.sources.len(), config.categories.rules.len());
+    println!(
+        "  database: {}",
+        crate::config::redact_url(&config.database.url)
+    );
+    println!(
+        "  {} source(s), {} category rule(s)",
+        config.sources.len(),
+        config.categories.rules.len()
+    );
     let categorizer = Categorizer::new(config.categories.rules.clone());
     let mut failed = false;
     for source in &config.sources {
@@ -36,12 +43,20 @@ pub async fn run(loaded: &Loaded) -> Result<ExitCode> {
                 failed |= snapshot.partial;
             }
             Err(e) => {
-                println!("source {} ({}): FAILED: {e}", source.name, describe_kind(source));
+                println!(
+                    "source {} ({}): FAILED: {e}",
+                    source.name,
+                    describe_kind(source)
+                );
                 failed = true;
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn describe_kind(source: &SourceConfig) -> String {
@@ -51,7 +66,11 @@ fn describe_kind(source: &SourceConfig) -> String {
     }
 }
 
-fn describe_source(source: &SourceConfig, snapshot: &crate::model::Snapshot, categorizer: &Categorizer) -> String {
+fn describe_source(
+    source: &SourceConfig,
+    snapshot: &crate::model::Snapshot,
+    categorizer: &Categorizer,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -88,7 +107,9 @@ fn describe_entry(entry: &Entry, categorizer: &Categorizer) -> String {
     ];
     let mut out = String::new();
     for (name, value) in fields {
-        let shown = value.filter(|v| !v.is_empty()).unwrap_or_else(|| "(empty)".to_owned());
+        let shown = value
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "(empty)".to_owned());
         let _ = writeln!(out, "    {name:9} {shown}");
     }
     out

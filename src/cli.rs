@@ -121,7 +121,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             source,
             dry_run,
             json,
-        } => ingest_cmd(&loaded.config, source.as_deref(), dry_run, json, clock.as_ref()).await,
+        } => {
+            ingest_cmd(
+                &loaded.config,
+                source.as_deref(),
+                dry_run,
+                json,
+                clock.as_ref(),
+            )
+            .await
+        }
         Command::Check => check::run(&loaded).await,
         Command::Resources { command } => resources_cmd(&loaded.config, command).await,
         Command::Feeds {
@@ -194,7 +203,12 @@ fn print_ingest(report: &IngestReport, json: bool) -> Result<()> {
     }
     for s in &report.sources {
         if s.is_failure() && !s.changed_anything() && s.unchanged == 0 {
-            writeln!(out, "{}: failed: {}", s.name, s.error.as_deref().unwrap_or_default())?;
+            writeln!(
+                out,
+                "{}: failed: {}",
+                s.name,
+                s.error.as_deref().unwrap_or_default()
+            )?;
             continue;
         }
         writeln!(
@@ -226,7 +240,11 @@ async fn resources_cmd(config: &Config, command: ResourcesCommand) -> Result<Exi
             } else {
                 for r in &resources {
                     let date = r.date.map(|d| d.to_string()).unwrap_or_default();
-                    writeln!(out, "{}  {:10}  {:22}  {}", r.id, date, r.category.name, r.title)?;
+                    writeln!(
+                        out,
+                        "{}  {:10}  {:22}  {}",
+                        r.id, date, r.category.name, r.title
+                    )?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -254,11 +272,23 @@ async fn show_resource(store: &Store, id: &str, json: bool) -> Result<ExitCode> 
     }
     let view = ResourceJson::from(&resource);
     writeln!(out, "{}\n  id:         {}", view.title, view.id)?;
-    writeln!(out, "  category:   {} ({})", view.category, view.category_slug)?;
+    writeln!(
+        out,
+        "  category:   {} ({})",
+        view.category, view.category_slug
+    )?;
     writeln!(out, "  date:       {}", view.date.as_deref().unwrap_or("-"))?;
     writeln!(out, "  link:       {}", view.link.as_deref().unwrap_or("-"))?;
-    writeln!(out, "  download:   {}", view.download.as_deref().unwrap_or("-"))?;
-    writeln!(out, "  first seen: {}\n  updated:    {}", view.first_seen, view.updated)?;
+    writeln!(
+        out,
+        "  download:   {}",
+        view.download.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "  first seen: {}\n  updated:    {}",
+        view.first_seen, view.updated
+    )?;
     if let Some(at) = &view.withdrawn_at {
         writeln!(out, "  withdrawn:  {at}")?;
     }
@@ -274,9 +304,11 @@ async fn feeds_write_cmd(config: &Config, dir: &Path) -> Result<ExitCode> {
     let rendered = publish::render(&store, config).await?;
     std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
     for feed in &rendered {
-        crate::feeds::check(feed).with_context(|| format!("feed {} is not valid", feed.file_name))?;
+        crate::feeds::check(feed)
+            .with_context(|| format!("feed {} is not valid", feed.file_name))?;
         let path = dir.join(&feed.file_name);
-        std::fs::write(&path, &feed.body).with_context(|| format!("could not write {}", path.display()))?;
+        std::fs::write(&path, &feed.body)
+            .with_context(|| format!("could not write {}", path.display()))?;
     }
     println!("wrote {} files to {}", rendered.len(), dir.display());
     Ok(ExitCode::SUCCESS)

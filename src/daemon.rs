@@ -96,7 +96,9 @@ pub async fn run_on(
         config: config.clone(),
         clock,
     };
-    let address = listener.local_addr().context("the listener has no address")?;
+    let address = listener
+        .local_addr()
+        .context("the listener has no address")?;
     info!(listen = %address, base_url = %config.site.base_url, "serving");
     let served = web::serve(listener, state, shutdown).await;
     let _ = stop_tx.send(true);
@@ -119,7 +121,11 @@ fn start_background(
 }
 
 /// Run one source at start and then at each scheduled instant, one run at a time.
-async fn source_loop(publisher: Arc<Publisher>, source: SourceConfig, mut stop: watch::Receiver<bool>) {
+async fn source_loop(
+    publisher: Arc<Publisher>,
+    source: SourceConfig,
+    mut stop: watch::Receiver<bool>,
+) {
     let categorizer = Categorizer::new(publisher.config.categories.rules.clone());
     loop {
         let ctx = ingest::Context {

@@ -122,7 +122,10 @@ pub async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport
             let message = error.to_string();
             warn!(error = %message, "source failed; nothing changed");
             if !ctx.dry_run
-                && let Err(e) = ctx.store.record_failed_run(&source.name, ctx.clock.now(), &message).await
+                && let Err(e) = ctx
+                    .store
+                    .record_failed_run(&source.name, ctx.clock.now(), &message)
+                    .await
             {
                 warn!(error = %e, "could not record the failed run");
             }
@@ -151,7 +154,10 @@ enum RunError {
     Store(#[from] StoreError),
 }
 
-async fn fetch_and_apply(ctx: Context<'_>, source: &SourceConfig) -> Result<SourceReport, RunError> {
+async fn fetch_and_apply(
+    ctx: Context<'_>,
+    source: &SourceConfig,
+) -> Result<SourceReport, RunError> {
     let snapshot = source::read(source).await?;
     for warning in &snapshot.warnings {
         warn!(warning = %warning, "entry skipped");
@@ -174,7 +180,9 @@ async fn check_plausible(
 ) -> Result<(), SourceError> {
     let seen = snapshot.entries.len();
     if seen == 0 {
-        return Err(SourceError::Implausible("the source listed no entries".to_owned()));
+        return Err(SourceError::Implausible(
+            "the source listed no entries".to_owned(),
+        ));
     }
     if snapshot.partial {
         return Ok(());
@@ -199,7 +207,13 @@ fn observe(categorizer: &Categorizer, snapshot: &Snapshot) -> Vec<Observed> {
     snapshot
         .entries
         .iter()
-        .map(|entry| Observed::new(&snapshot.source, entry.clone(), categorizer.categorize(entry)))
+        .map(|entry| {
+            Observed::new(
+                &snapshot.source,
+                entry.clone(),
+                categorizer.categorize(entry),
+            )
+        })
         .collect()
 }
 
@@ -222,7 +236,13 @@ async fn apply_with_retry(
         }
         match ctx
             .store
-            .apply(source, &changes, observed.len(), state.run_seq, ctx.clock.now())
+            .apply(
+                source,
+                &changes,
+                observed.len(),
+                state.run_seq,
+                ctx.clock.now(),
+            )
             .await
         {
             Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,

@@ -10,7 +10,12 @@ use tidings::cli::{self, Cli, UsageError};
 fn main() -> ExitCode {
     let args = Cli::parse();
     tidings::telemetry::init(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // reqwest is built without a default TLS provider; ring is the one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");

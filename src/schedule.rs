@@ -26,7 +26,8 @@ impl fmt::Debug for Schedule {
 impl Schedule {
     /// Parse `expr` (5 or 6 fields, or an `@daily`-style alias) for zone `tz`.
     pub fn parse(expr: &str, tz: Tz) -> Result<Self, String> {
-        let cron = Cron::from_str(expr).map_err(|e| format!("invalid cron expression {expr:?}: {e}"))?;
+        let cron =
+            Cron::from_str(expr).map_err(|e| format!("invalid cron expression {expr:?}: {e}"))?;
         Ok(Self {
             expr: expr.to_owned(),
             cron,
@@ -71,10 +72,19 @@ mod tests {
     fn monday_eight_in_london_is_eight_local_in_winter_and_summer() {
         let s = Schedule::parse("0 0 8 * * Mon", chrono_tz::Europe::London).unwrap();
         // 2025-03-30 clocks go forward: the Monday before is GMT, the Monday after BST.
-        assert_eq!(s.next_after(utc(2025, 3, 20, 0, 0)), Some(utc(2025, 3, 24, 8, 0)));
-        assert_eq!(s.next_after(utc(2025, 3, 24, 8, 0)), Some(utc(2025, 3, 31, 7, 0)));
+        assert_eq!(
+            s.next_after(utc(2025, 3, 20, 0, 0)),
+            Some(utc(2025, 3, 24, 8, 0))
+        );
+        assert_eq!(
+            s.next_after(utc(2025, 3, 24, 8, 0)),
+            Some(utc(2025, 3, 31, 7, 0))
+        );
         // 2025-10-26 clocks go back: BST before, GMT after.
-        assert_eq!(s.next_after(utc(2025, 10, 20, 7, 0)), Some(utc(2025, 10, 27, 8, 0)));
+        assert_eq!(
+            s.next_after(utc(2025, 10, 20, 7, 0)),
+            Some(utc(2025, 10, 27, 8, 0))
+        );
     }
 
     #[test]
@@ -90,7 +100,13 @@ mod tests {
     #[test]
     fn latest_occurrence_is_inclusive() {
         let s = Schedule::parse("0 0 8 * * *", chrono_tz::UTC).unwrap();
-        assert_eq!(s.latest_at_or_before(utc(2025, 1, 2, 8, 0)), Some(utc(2025, 1, 2, 8, 0)));
-        assert_eq!(s.latest_at_or_before(utc(2025, 1, 2, 7, 59)), Some(utc(2025, 1, 1, 8, 0)));
+        assert_eq!(
+            s.latest_at_or_before(utc(2025, 1, 2, 8, 0)),
+            Some(utc(2025, 1, 2, 8, 0))
+        );
+        assert_eq!(
+            s.latest_at_or_before(utc(2025, 1, 2, 7, 59)),
+            Some(utc(2025, 1, 1, 8, 0))
+        );
     }
 }

@@ -49,7 +49,9 @@ pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Pr
     let server = check_server(&raw.server.listen, &raw.server.trusted_proxies, &mut p);
     let listen = server.as_ref().map(|s| s.listen);
     let site = check_site(&raw.site, listen, &mut p);
-    let tz = site.as_ref().map_or(chrono_tz::Europe::London, |s| s.timezone);
+    let tz = site
+        .as_ref()
+        .map_or(chrono_tz::Europe::London, |s| s.timezone);
     let database = DatabaseConfig {
         url: check_database_url(raw.database.url, &mut p),
     };
@@ -107,14 +109,11 @@ fn check_site(
 ) -> Option<SiteConfig> {
     let title = raw.title.clone().unwrap_or_else(|| "Tidings".to_owned());
     if title.trim().is_empty() || title.chars().any(char::is_control) {
-        p.add("site.title", "must be non-empty text without control characters");
+        p.add(
+            "site.title",
+            "must be non-empty text without control characters",
+        );
     }
-    let base_text = match (&raw.base_url, listen) {
-        (Some(url), _) => url.clone(),
-        (None, Some(listen)) => format!("http://{listen}/"),
-        (None, None) => return None,
-    };
-    let base_url = p.take("site.base_url", parse_base_url(&base_text));
     let tz_text = raw.timezone.as_deref().unwrap_or("Europe/London");
     let timezone = p.take(
         "site.timezone",
@@ -122,6 +121,12 @@ fn check_site(
             .parse::<Tz>()
             .map_err(|_| format!("{tz_text:?} is not an IANA timezone such as Europe/London")),
     );
+    let base_text = match (&raw.base_url, listen) {
+        (Some(url), _) => url.clone(),
+        (None, Some(listen)) => format!("http://{listen}/"),
+        (None, None) => return None,
+    };
+    let base_url = p.take("site.base_url", parse_base_url(&base_text));
     let base_url = base_url?;
     let contact = raw.contact.clone().unwrap_or_else(|| base_url.to_string());
     if contact.chars().any(char::is_control) {
@@ -179,7 +184,10 @@ fn check_sources(raw: Option<Vec<RawSource>>, tz: Tz, p: &mut Problems) -> Vec<S
         if let Some(name) = &source.name
             && !names.insert(name.clone())
         {
-            p.add(format!("{key}.name"), format!("{name:?} is used by another source"));
+            p.add(
+                format!("{key}.name"),
+                format!("{name:?} is used by another source"),
+            );
         }
         sources.extend(check_source(&key, source, tz, p));
     }
@@ -190,7 +198,10 @@ fn check_source(key: &str, raw: RawSource, tz: Tz, p: &mut Problems) -> Option<S
     let name = match raw.name.as_deref().map(str::trim) {
         Some(n) if !n.is_empty() && !n.chars().any(char::is_control) => Some(n.to_owned()),
         Some(_) => {
-            p.add(format!("{key}.name"), "must be non-empty text without control characters");
+            p.add(
+                format!("{key}.name"),
+                "must be non-empty text without control characters",
+            );
             None
         }
         None => {
@@ -199,7 +210,10 @@ fn check_source(key: &str, raw: RawSource, tz: Tz, p: &mut Problems) -> Option<S
         }
     };
     let schedule_text = raw.schedule.as_deref().unwrap_or(DEFAULT_SOURCE_SCHEDULE);
-    let schedule = p.take(&format!("{key}.schedule"), Schedule::parse(schedule_text, tz));
+    let schedule = p.take(
+        &format!("{key}.schedule"),
+        Schedule::parse(schedule_text, tz),
+    );
     let min_ratio = raw.min_ratio.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&min_ratio) {
         p.add(format!("{key}.min_ratio"), "must be between 0 and 1");
@@ -231,7 +245,10 @@ fn check_kind(key: &str, raw: RawSource, p: &mut Problems) -> Option<SourceKind>
         }
         Some("html") => check_html(key, raw, p).map(|h| SourceKind::Html(Box::new(h))),
         Some(other) => {
-            p.add(format!("{key}.kind"), format!("{other:?} is not a source kind (seed or html)"));
+            p.add(
+                format!("{key}.kind"),
+                format!("{other:?} is not a source kind (seed or html)"),
+            );
             None
         }
         None => {
@@ -282,10 +299,13 @@ fn parse_http_url(text: &str) -> Result<Url, String> {
 
 fn check_selectors(key: &str, raw: Option<RawSelect>, p: &mut Problems) -> Option<Selectors> {
     let Some(raw) = raw else {
-        p.add(key, "is required for an html source (entry, title and link at least)");
+        p.add(
+            key,
+            "is required for an html source (entry, title and link at least)",
+        );
         return None;
     };
-    let mut required = |field: &str, value: Option<String>, p: &mut Problems| match value {
+    let required = |field: &str, value: Option<String>, p: &mut Problems| match value {
         Some(text) => p.take(&format!("{key}.{field}"), FieldSelector::parse(&text)),
         None => {
             p.add(format!("{key}.{field}"), "is required");
@@ -327,14 +347,22 @@ fn check_categories(raw: Option<Vec<RawCategory>>, p: &mut Problems) -> Categori
     let mut slugs = HashSet::new();
     for (i, category) in raw.into_iter().enumerate() {
         let key = format!("categories[{i}]");
-        let Some(name) = category.name.filter(|n| !CategorySlug::from_name(n).as_str().is_empty())
+        let Some(name) = category
+            .name
+            .filter(|n| !CategorySlug::from_name(n).as_str().is_empty())
         else {
-            p.add(format!("{key}.name"), "is required and must contain a letter or digit");
+            p.add(
+                format!("{key}.name"),
+                "is required and must contain a letter or digit",
+            );
             continue;
         };
         let category_value = Category::new(name.trim());
         if !slugs.insert(category_value.slug.clone()) {
-            p.add(format!("{key}.name"), format!("{name:?} has the same slug as another category"));
+            p.add(
+                format!("{key}.name"),
+                format!("{name:?} has the same slug as another category"),
+            );
         }
         if category.words.iter().any(|w| w.trim().is_empty()) {
             p.add(format!("{key}.match"), "words must not be empty");
@@ -373,17 +401,28 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
                 None
             }
             None => {
-                p.add("mail.smtp_url", "is required when mail.transport is smtp (or set TIDINGS_SMTP_URL)");
+                p.add(
+                    "mail.smtp_url",
+                    "is required when mail.transport is smtp (or set TIDINGS_SMTP_URL)",
+                );
                 None
             }
         },
         other => {
-            p.add("mail.transport", format!("{other:?} is not a transport (smtp or file)"));
+            p.add(
+                "mail.transport",
+                format!("{other:?} is not a transport (smtp or file)"),
+            );
             None
         }
     };
-    let from = raw.from.unwrap_or_else(|| "Tidings <tidings@localhost>".to_owned());
-    for (key, value) in [("mail.from", Some(&from)), ("mail.reply_to", raw.reply_to.as_ref())] {
+    let from = raw
+        .from
+        .unwrap_or_else(|| "Tidings <tidings@localhost>".to_owned());
+    for (key, value) in [
+        ("mail.from", Some(&from)),
+        ("mail.reply_to", raw.reply_to.as_ref()),
+    ] {
         if let Some(value) = value {
             p.take(key, check_mailbox(value));
         }
@@ -413,14 +452,18 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
 /// A mailbox such as `Name <a@b.example>` or `a@b.example`, with nothing that could break a header.
 fn check_mailbox(value: &str) -> Result<(), String> {
     if value.chars().any(char::is_control) {
-        return Err("must not contain control characters (CR or LF would break a mail header)".to_owned());
+        return Err(
+            "must not contain control characters (CR or LF would break a mail header)".to_owned(),
+        );
     }
     let address = match (value.rfind('<'), value.rfind('>')) {
         (Some(open), Some(close)) if open < close => &value[open + 1..close],
         _ => value.trim(),
     };
     match address.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !address.contains(' ') => {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !address.contains(' ') =>
+        {
             Ok(())
         }
         _ => Err(format!("{value:?} is not an email address")),

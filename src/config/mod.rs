@@ -200,7 +200,10 @@ impl fmt::Debug for MailTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::File { dir } => f.debug_struct("File").field("dir", dir).finish(),
-            Self::Smtp { url } => f.debug_struct("Smtp").field("url", &redact_url(url)).finish(),
+            Self::Smtp { url } => f
+                .debug_struct("Smtp")
+                .field("url", &redact_url(url))
+                .finish(),
         }
     }
 }

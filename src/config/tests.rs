@@ -72,11 +72,16 @@ fn built_in_defaults_ingest_the_seed_folder_into_sqlite() {
     assert_eq!(config.site.timezone, chrono_tz::Europe::London);
     assert_eq!(config.sources.len(), 1);
     assert_eq!(config.sources[0].name, "seeds");
-    assert!(matches!(&config.sources[0].kind, SourceKind::Seed { path } if path == Path::new("seeds/")));
+    assert!(
+        matches!(&config.sources[0].kind, SourceKind::Seed { path } if path == Path::new("seeds/"))
+    );
     assert_eq!(config.sources[0].withdraw_after, 2);
     assert_eq!(config.feeds.max_items, 100);
     assert!(matches!(config.mail.transport, MailTransport::File { .. }));
-    assert!(config.categories.rules.len() >= 6, "built-in THT rules are used");
+    assert!(
+        config.categories.rules.len() >= 6,
+        "built-in THT rules are used"
+    );
 }
 
 #[test]
@@ -89,7 +94,11 @@ fn the_design_example_is_valid() {
     assert_eq!(html.max_pages, 50);
     assert_eq!(html.max_bytes, 5_000_000);
     assert_eq!(config.site.base_url.as_str(), "https://feeds.example.org/");
-    assert_eq!(config.categories.rules.len(), 1, "a config's list replaces the built-in one");
+    assert_eq!(
+        config.categories.rules.len(),
+        1,
+        "a config's list replaces the built-in one"
+    );
 }
 
 #[test]
@@ -131,7 +140,8 @@ schedule = "every monday"
 
 #[test]
 fn unknown_keys_are_refused_with_their_name() {
-    let Err(ConfigError::Syntax { reason, .. }) = from_toml("[site]\ntitel = \"x\"\n", &no_env) else {
+    let Err(ConfigError::Syntax { reason, .. }) = from_toml("[site]\ntitel = \"x\"\n", &no_env)
+    else {
         panic!("an unknown key must be an error");
     };
     assert!(reason.contains("titel"), "{reason}");
@@ -153,10 +163,15 @@ fn header_breaking_values_are_refused() {
 fn smtp_needs_a_url_which_the_environment_may_give() {
     let text = "[mail]\ntransport = \"smtp\"\n";
     assert_eq!(keys(&problems_of(text)), ["mail.smtp_url"]);
-    let env = |name: &str| (name == "TIDINGS_SMTP_URL").then(|| "smtp://u:secret@127.0.0.1:2525".to_owned());
+    let env = |name: &str| {
+        (name == "TIDINGS_SMTP_URL").then(|| "smtp://u:secret@127.0.0.1:2525".to_owned())
+    };
     let config = from_toml(text, &env).unwrap();
     let shown = format!("{:?}", config.mail.transport);
-    assert!(shown.contains("127.0.0.1:2525") && !shown.contains("secret"), "{shown}");
+    assert!(
+        shown.contains("127.0.0.1:2525") && !shown.contains("secret"),
+        "{shown}"
+    );
 }
 
 #[test]

@@ -33,7 +33,9 @@ impl FieldSelector {
         let (css_text, attr) = split_attr(trimmed)?;
         let css = match css_text {
             "" => None,
-            text => Some(Selector::parse(text).map_err(|e| format!("invalid selector {text:?}: {e}"))?),
+            text => {
+                Some(Selector::parse(text).map_err(|e| format!("invalid selector {text:?}: {e}"))?)
+            }
         };
         Ok(Self {
             written: trimmed.to_owned(),

@@ -24,11 +24,12 @@ impl Store {
     /// Every cached page of `source`.
     pub async fn cached_pages(&self, source: &str) -> Result<Vec<CachedPage>, StoreError> {
         let action = || format!("read the page cache of {source}");
-        let rows = sqlx::query("SELECT url, etag, last_modified, body FROM page_cache WHERE source = $1")
-            .bind(source)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(StoreError::db(action()))?;
+        let rows =
+            sqlx::query("SELECT url, etag, last_modified, body FROM page_cache WHERE source = $1")
+                .bind(source)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::db(action()))?;
         rows.iter()
             .map(|row| {
                 Ok(CachedPage {

@@ -73,12 +73,23 @@ mod tests {
 
     #[test]
     fn since_accepts_times_and_dates_and_refuses_the_rest() {
-        assert_eq!(parse_since("2024-01-02").unwrap().to_rfc3339(), "2024-01-02T00:00:00+00:00");
         assert_eq!(
-            parse_since("2024-01-02T10:00:00+01:00").unwrap().to_rfc3339(),
+            parse_since("2024-01-02").unwrap().to_rfc3339(),
+            "2024-01-02T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_since("2024-01-02T10:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
             "2024-01-02T09:00:00+00:00"
         );
-        assert!(matches!(parse_since("yesterday"), Err(WebError::BadRequest(_))));
-        assert!(matches!(parse_since("2024-13-01"), Err(WebError::BadRequest(_))));
+        assert!(matches!(
+            parse_since("yesterday"),
+            Err(WebError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_since("2024-13-01"),
+            Err(WebError::BadRequest(_))
+        ));
     }
 }

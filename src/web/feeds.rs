@@ -36,7 +36,7 @@ fn serve_named(state: &AppState, name: &str, headers: &HeaderMap) -> Response {
     };
     let if_none_match = header_str(headers, header::IF_NONE_MATCH);
     let if_modified_since = header_str(headers, header::IF_MODIFIED_SINCE);
-    if feeds::is_not_modified(&feed, if_none_match, if_modified_since) {
+    if feeds::not_modified(&feed, if_none_match, if_modified_since) {
         return respond(&feed, StatusCode::NOT_MODIFIED, None, Body::empty());
     }
     if accepts_gzip(header_str(headers, header::ACCEPT_ENCODING)) {
@@ -46,11 +46,19 @@ fn serve_named(state: &AppState, name: &str, headers: &HeaderMap) -> Response {
     respond(&feed, StatusCode::OK, None, Body::from(feed.body.clone()))
 }
 
-fn respond(feed: &ServedFeed, status: StatusCode, encoding: Option<&'static str>, body: Body) -> Response {
+fn respond(
+    feed: &ServedFeed,
+    status: StatusCode,
+    encoding: Option<&'static str>,
+    body: Body,
+) -> Response {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(feed.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(feed.content_type),
+    );
     h.insert(header::CACHE_CONTROL, CACHE_CONTROL);
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if let Ok(etag) = HeaderValue::from_str(&feed.etag) {

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, WebError};
@@ -26,6 +25,36 @@ const EXCERPT_CHARS: usize = 280;
 #[derive(Debug, Deserialize)]
 pub struct IndexQuery {
     category: Option<String>,
+}
+
+/// What `index.html` sees.
+#[derive(Serialize)]
+struct IndexPage {
+    site: SiteView,
+    autodiscovery: Vec<FeedLink>,
+    current: Option<Category>,
+    total: usize,
+    categories: Vec<CategoryCount>,
+    resources: Vec<ResourceView>,
+    feeds: Vec<FeedRow>,
+}
+
+/// What `resource.html` sees.
+#[derive(Serialize)]
+struct ResourcePage {
+    site: SiteView,
+    autodiscovery: Vec<FeedLink>,
+    r: ResourceView,
+    revisions: Vec<RevisionJson>,
+}
+
+/// What `error.html` sees.
+#[derive(Serialize)]
+struct ErrorPage {
+    site: SiteView,
+    autodiscovery: Vec<FeedLink>,
+    heading: &'static str,
+    message: &'static str,
 }
 
 #[derive(Serialize)]
@@ -120,7 +149,8 @@ fn site_view(state: &AppState) -> SiteView {
 
 fn feed_url(state: &AppState, file: &str) -> String {
     let base = &state.config.site.base_url;
-    base.join(file).map_or_else(|_| format!("{base}{file}"), |u| u.to_string())
+    base.join(file)
+        .map_or_else(|_| format!("{base}{file}"), |u| u.to_string())
 }
 
 fn autodiscovery(state: &AppState, current: Option<&Category>) -> Vec<FeedLink> {
@@ -181,7 +211,10 @@ pub async fn index(
     State(state): State<AppState>,
     Query(query): Query<IndexQuery>,
 ) -> Result<Html<String>, WebError> {
-    let all = state.store.list_resources(&ResourceFilter::default()).await?;
+    let all = state
+        .store
+        .list_resources(&ResourceFilter::default())
+        .await?;
     let categories = publish::feed_categories(&state.config, &all);
     let wanted = query.category.as_deref().map(CategorySlug::from_name);
     let current = wanted.and_then(|slug| categories.iter().find(|c| c.slug == slug).cloned());
@@ -191,18 +224,16 @@ pub async fn index(
         .take(INDEX_LIMIT)
         .map(ResourceView::from)
         .collect();
-    let html = state.templates.render(
-        "index.html",
-        context! {
-            site => site_view(&state),
-            autodiscovery => autodiscovery(&state, current.as_ref()),
-            current => current,
-            total => all.len(),
-            categories => category_counts(&all, &categories),
-            resources => shown,
-            feeds => feed_rows(&state, &categories),
-        },
-    )?;
+    let page = IndexPage {
+        site: site_view(&state),
+        autodiscovery: autodiscovery(&state, current.as_ref()),
+        total: all.len(),
+        categories: category_counts(&all, &categories),
+        resources: shown,
+        feeds: feed_rows(&state, &categories),
+        current,
+    };
+    let html = state.templates.render("index.html", page)?;
     Ok(Html(html))
 }
 
@@ -222,15 +253,13 @@ pub async fn resource(
         .iter()
         .map(RevisionJson::from)
         .collect();
-    let html = state.templates.render(
-        "resource.html",
-        context! {
-            site => site_view(&state),
-            autodiscovery => autodiscovery(&state, Some(&resource.category)),
-            r => ResourceView::from(&resource),
-            revisions => revisions,
-        },
-    )?;
+    let page = ResourcePage {
+        site: site_view(&state),
+        autodiscovery: autodiscovery(&state, Some(&resource.category)),
+        r: ResourceView::from(&resource),
+        revisions,
+    };
+    let html = state.templates.render("resource.html", page)?;
     Ok(Html(html).into_response())
 }
 
@@ -238,8 +267,14 @@ pub async fn resource(
 pub async fn stylesheet() -> impl IntoResponse {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
         ],
         STYLESHEET,
     )
@@ -251,15 +286,13 @@ pub async fn not_found(State(state): State<AppState>) -> Response {
 }
 
 fn not_found_page(state: &AppState) -> Response {
-    let rendered = state.templates.render(
-        "error.html",
-        context! {
-            site => site_view(state),
-            autodiscovery => autodiscovery(state, None),
-            heading => "Page not found",
-            message => "There is nothing at this address. It may have moved, or the link may be wrong.",
-        },
-    );
+    let page = ErrorPage {
+        site: site_view(state),
+        autodiscovery: autodiscovery(state, None),
+        heading: "Page not found",
+        message: "There is nothing at this address. It may have moved, or the link may be wrong.",
+    };
+    let rendered = state.templates.render("error.html", page);
     match rendered {
         Ok(html) => (StatusCode::NOT_FOUND, Html(html)).into_response(),
         Err(e) => WebError::from(e).into_response(),

@@ -19,23 +19,56 @@ const EXPECTED: [(&str, &str, Option<&str>); 9] = [
         "Strategies and plans",
         None,
     ),
-    ("Tower Hamlets Together - Shared Outcomes Framework", "Strategies and plans", None),
-    ("Let’s keep young people and children safe and healthy", "Leaflets", None),
-    ("Health and Wellbeing Board - 17 November 2020", "Board papers", Some("2020-11-17")),
+    (
+        "Tower Hamlets Together - Shared Outcomes Framework",
+        "Strategies and plans",
+        None,
+    ),
+    (
+        "Let’s keep young people and children safe and healthy",
+        "Leaflets",
+        None,
+    ),
+    (
+        "Health and Wellbeing Board - 17 November 2020",
+        "Board papers",
+        Some("2020-11-17"),
+    ),
     (
         "Hestia & ELFT launch the Together Café Service in Tower Hamlets – May 2020",
         "News",
         Some("2020-05"),
     ),
-    ("Covid-19 THT Partnership success stories and case studies", "Case studies", None),
-    ("What Would You Do? - HealthWatch Tower Hamlets Part 2", "Reports", None),
-    ("Tower Hamlets Urgent Treatment Centre - Opening 14 August 2019", "News", Some("2019-08-14")),
+    (
+        "Covid-19 THT Partnership success stories and case studies",
+        "Case studies",
+        None,
+    ),
+    (
+        "What Would You Do? - HealthWatch Tower Hamlets Part 2",
+        "Reports",
+        None,
+    ),
+    (
+        "Tower Hamlets Urgent Treatment Centre - Opening 14 August 2019",
+        "News",
+        Some("2019-08-14"),
+    ),
 ];
 
 fn counts(report: &Value) -> (u64, u64, u64, u64, u64) {
     let s = &report["sources"][0];
-    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {s}"));
-    (n("new"), n("changed"), n("withdrawn"), n("reappeared"), n("unchanged"))
+    let n = |k: &str| {
+        s[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {s}"))
+    };
+    (
+        n("new"),
+        n("changed"),
+        n("withdrawn"),
+        n("reappeared"),
+        n("unchanged"),
+    )
 }
 
 #[tokio::test]
@@ -47,7 +80,11 @@ async fn ingest_stores_the_nine_seed_entries_once() {
         assert_eq!(first["sources"][0]["error"], Value::Null);
         assert_eq!(counts(&first), (9, 0, 0, 0, 0));
         let second = app.json(&["ingest", "--json"]);
-        assert_eq!(counts(&second), (0, 0, 0, 0, 9), "the same seeds twice change nothing");
+        assert_eq!(
+            counts(&second),
+            (0, 0, 0, 0, 9),
+            "the same seeds twice change nothing"
+        );
     })
     .await;
 }
@@ -73,9 +110,17 @@ async fn resources_list_shows_exact_titles_categories_and_dates() {
         let utc = rows.iter().find(|r| r["title"] == EXPECTED[8].0).unwrap();
         let summary = utc["summary"].as_str().unwrap();
         assert!(summary.starts_with("When it comes to accessing medical care"));
-        assert!(summary.contains("\n\nThis may now be an appointment"), "two paragraphs: {summary}");
+        assert!(
+            summary.contains("\n\nThis may now be an appointment"),
+            "two paragraphs: {summary}"
+        );
         let board = rows.iter().find(|r| r["title"] == EXPECTED[4].0).unwrap();
-        assert!(board["summary"].as_str().unwrap().contains("\n• Citizen voice and service user engagement"));
+        assert!(
+            board["summary"]
+                .as_str()
+                .unwrap()
+                .contains("\n• Citizen voice and service user engagement")
+        );
 
         let news = app.json(&["resources", "list", "--category", "news", "--json"]);
         assert_eq!(news.as_array().unwrap().len(), 2);
@@ -118,24 +163,53 @@ async fn feeds_write_produces_feeds_that_feedparser_reads() {
     let news = consumers::feedparser(&app.path("out/news.rss"));
     assert_eq!(news.entries.len(), 2);
     for (title, ..) in EXPECTED {
-        assert!(all.entries.iter().any(|e| e.title == title), "{title} in all.rss");
+        assert!(
+            all.entries.iter().any(|e| e.title == title),
+            "{title} in all.rss"
+        );
     }
-    let resource_links = all.entries.iter().filter(|e| e.link.contains("/resources/")).count();
-    assert_eq!(resource_links, 9, "seed items link to their page on this site");
+    let resource_links = all
+        .entries
+        .iter()
+        .filter(|e| e.link.contains("/resources/"))
+        .count();
+    assert_eq!(
+        resource_links, 9,
+        "seed items link to their page on this site"
+    );
     assert!(app.path("out/feeds.opml").exists());
-    assert!(app.path("out/other.atom").exists(), "every category gets a feed, even an empty one");
+    assert!(
+        app.path("out/other.atom").exists(),
+        "every category gets a feed, even an empty one"
+    );
 }
 
 #[tokio::test]
 async fn a_file_that_is_not_utf8_is_reported_and_the_rest_is_ingested() {
     let app = TestApp::new("sqlite://tidings.db", "");
-    std::fs::write(app.path("seeds/broken.txt"), b"Resource Library\n\nCaf\xe9 menu\n\n\nEntry\n\nText\n").unwrap();
+    std::fs::write(
+        app.path("seeds/broken.txt"),
+        b"Resource Library\n\nCaf\xe9 menu\n\n\nEntry\n\nText\n",
+    )
+    .unwrap();
     let output = app.run(&["ingest", "--json"]);
-    assert_eq!(output.status.code(), Some(1), "a failed file fails the run's exit code");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a failed file fails the run's exit code"
+    );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let error = report["sources"][0]["error"].as_str().expect("the error is reported");
-    assert!(error.contains("broken.txt") && error.contains("line 3"), "{error}");
-    assert_eq!(report["sources"][0]["new"], 9, "the good file is still ingested");
+    let error = report["sources"][0]["error"]
+        .as_str()
+        .expect("the error is reported");
+    assert!(
+        error.contains("broken.txt") && error.contains("line 3"),
+        "{error}"
+    );
+    assert_eq!(
+        report["sources"][0]["new"], 9,
+        "the good file is still ingested"
+    );
 }
 
 #[tokio::test]
@@ -157,23 +231,39 @@ async fn a_source_that_fails_later_withdraws_nothing() {
 #[tokio::test]
 async fn bad_usage_exits_2_and_a_bad_config_exits_1_in_one_line() {
     let app = TestApp::new("sqlite://tidings.db", "");
-    assert_eq!(app.run(&["ingest", "--source", "nope"]).status.code(), Some(2));
+    assert_eq!(
+        app.run(&["ingest", "--source", "nope"]).status.code(),
+        Some(2)
+    );
     assert_eq!(app.run(&["frobnicate"]).status.code(), Some(2));
-    std::fs::write(app.path("tidings.toml"), "[site]\ntimezone = \"Nowhere/Land\"\n[server]\nlisten = \"x\"\n").unwrap();
+    std::fs::write(
+        app.path("tidings.toml"),
+        "[site]\ntimezone = \"Nowhere/Land\"\n[server]\nlisten = \"x\"\n",
+    )
+    .unwrap();
     let output = app.run(&["ingest"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains("site.timezone") && stderr.contains("server.listen"), "{stderr}");
+    assert!(
+        stderr.contains("site.timezone") && stderr.contains("server.listen"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
 async fn check_shows_each_source_with_its_first_entries() {
     let app = TestApp::new("sqlite://tidings.db", "");
     let out = app.run_ok(&["check"]);
-    assert!(out.contains("source seeds (seed seeds/): 9 entries"), "{out}");
+    assert!(
+        out.contains("source seeds (seed seeds/): 9 entries"),
+        "{out}"
+    );
     assert!(out.contains("OCEAN - Offering Compassionate"), "{out}");
-    assert!(out.contains("link      (empty)"), "seed entries have no link: {out}");
+    assert!(
+        out.contains("link      (empty)"),
+        "seed entries have no link: {out}"
+    );
     assert!(!app.path("tidings.db").exists(), "check stores nothing");
 }
 

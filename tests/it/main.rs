@@ -1,6 +1,9 @@
 //! The one integration-test binary: a module per area, each against real
 //! parts (SQLite and PostgreSQL, HTTP on loopback, real feed parsers).
 
+// Everything here is test code, where a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 // The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.

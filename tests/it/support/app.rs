@@ -3,7 +3,7 @@
 //! free loopback port and kills it when dropped.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,8 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let seeds = dir.path().join("seeds");
         std::fs::create_dir(&seeds).expect("create seeds/");
-        std::fs::copy(SEED_PAGE, seeds.join("resource-library-page-4.txt")).expect("copy seed page");
+        std::fs::copy(SEED_PAGE, seeds.join("resource-library-page-4.txt"))
+            .expect("copy seed page");
         let port = free_port();
         let config = format!(
             "[site]\ntitle = \"Test Library\"\nbase_url = \"http://127.0.0.1:{port}/\"\n\
@@ -32,11 +33,6 @@ impl TestApp {
         );
         std::fs::write(dir.path().join("tidings.toml"), config).expect("write config");
         Self { dir, port }
-    }
-
-    /// The working directory.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// A path inside the working directory.
@@ -81,7 +77,8 @@ impl TestApp {
     /// Run a command with `--json` output and parse it.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let stdout = self.run_ok(args);
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {stdout}"))
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {stdout}"))
     }
 
     /// Start `tidings serve` and wait until it answers `/healthz`.
@@ -95,7 +92,11 @@ impl TestApp {
         let served = Served { child };
         let health = self.url("/healthz");
         wait_until(Duration::from_secs(30), || async {
-            reqwest::get(&health).await.is_ok_and(|r| r.status().is_success())
+            super::http()
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
         })
         .await;
         served
@@ -128,7 +129,10 @@ where
 {
     let deadline = Instant::now() + limit;
     while !check().await {
-        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

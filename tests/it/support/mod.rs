@@ -6,3 +6,13 @@ pub mod app;
 pub mod consumers;
 /// Fresh SQLite and PostgreSQL databases per test.
 pub mod db;
+
+/// An HTTP client for tests: no automatic decompression, so tests see what was sent.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .build()
+        .expect("test HTTP client builds")
+}
