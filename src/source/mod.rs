@@ -2,6 +2,7 @@
 //! page) into a `Snapshot`. They never touch the store; a failure is a
 //! `SourceError` that the ingest step reports without changing anything.
 
+pub mod fetch;
 pub mod seed;
 
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ pub enum SourceError {
         /// What is wrong, in words a person can act on.
         reason: String,
     },
+    /// A page could not be fetched (network, status, size, robots.txt, origin).
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
     /// The run produced too few entries to be believed.
     #[error("implausible snapshot: {0}")]
     Implausible(String),

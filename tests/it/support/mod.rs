@@ -1,1 +1,3 @@
 //! Shared test helpers: databases, servers and external consumers.
+
+pub mod site;
