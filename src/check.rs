@@ -9,15 +9,16 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::categorize::Categorizer;
+use crate::clock::SharedClock;
 use crate::config::{Loaded, SourceConfig, SourceKind};
 use crate::model::Entry;
-use crate::source;
+use crate::source::{self, SourceOutput};
 
 /// Entries shown per source.
 const SHOWN: usize = 3;
 
 /// Print the config summary and each source's first entries; exit 1 if a source failed.
-pub async fn run(loaded: &Loaded) -> Result<ExitCode> {
+pub async fn run(loaded: &Loaded, clock: SharedClock) -> Result<ExitCode> {
     let config = &loaded.config;
     println!("config {}: ok", loaded.origin);
     println!(
@@ -37,10 +38,10 @@ pub async fn run(loaded: &Loaded) -> Result<ExitCode> {
     let mut failed = false;
     for source in &config.sources {
         println!();
-        match source::read(source).await {
-            Ok(snapshot) => {
-                print!("{}", describe_source(source, &snapshot, &categorizer));
-                failed |= snapshot.partial;
+        match source::read(source, &config.site.contact, Vec::new(), clock.clone()).await {
+            Ok(output) => {
+                print!("{}", describe_source(source, &output, &categorizer));
+                failed |= output.snapshot.partial;
             }
             Err(e) => {
                 println!(
@@ -68,9 +69,10 @@ fn describe_kind(source: &SourceConfig) -> String {
 
 fn describe_source(
     source: &SourceConfig,
-    snapshot: &crate::model::Snapshot,
+    output: &SourceOutput,
     categorizer: &Categorizer,
 ) -> String {
+    let snapshot = &output.snapshot;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -80,6 +82,9 @@ fn describe_source(
         snapshot.entries.len(),
         source.schedule.expr()
     );
+    for visit in &output.visits {
+        let _ = writeln!(out, "  read: {visit}");
+    }
     for warning in &snapshot.warnings {
         let _ = writeln!(out, "  warning: {warning}");
     }

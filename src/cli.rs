@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
 use crate::categorize::Categorizer;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config};
 use crate::ingest::{self, IngestReport};
 use crate::model::{CategorySlug, ResourceId};
@@ -114,24 +114,15 @@ pub struct UsageError(pub String);
 /// Run the parsed command; `Ok` carries the exit code for "ran, but something failed".
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let loaded = config::load(cli.config.as_deref(), &config::process_env)?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: SharedClock = Arc::new(SystemClock);
     match cli.command {
         Command::Serve => daemon::run(loaded, clock).await.map(|()| ExitCode::SUCCESS),
         Command::Ingest {
             source,
             dry_run,
             json,
-        } => {
-            ingest_cmd(
-                &loaded.config,
-                source.as_deref(),
-                dry_run,
-                json,
-                clock.as_ref(),
-            )
-            .await
-        }
-        Command::Check => check::run(&loaded).await,
+        } => ingest_cmd(&loaded.config, source.as_deref(), dry_run, json, &clock).await,
+        Command::Check => check::run(&loaded, clock).await,
         Command::Resources { command } => resources_cmd(&loaded.config, command).await,
         Command::Feeds {
             command: FeedsCommand::Write { dir },
@@ -164,7 +155,7 @@ async fn ingest_cmd(
     only: Option<&str>,
     dry_run: bool,
     json: bool,
-    clock: &dyn Clock,
+    clock: &SharedClock,
 ) -> Result<ExitCode> {
     let sources: Vec<_> = config
         .sources
@@ -183,6 +174,7 @@ async fn ingest_cmd(
         store: &store,
         categorizer: &categorizer,
         clock,
+        contact: &config.site.contact,
         dry_run,
     };
     let report = ingest::run_all(ctx, &sources).await;

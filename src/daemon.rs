@@ -131,7 +131,8 @@ async fn source_loop(
         let ctx = ingest::Context {
             store: &publisher.store,
             categorizer: &categorizer,
-            clock: publisher.clock.as_ref(),
+            clock: &publisher.clock,
+            contact: &publisher.config.site.contact,
             dry_run: false,
         };
         let report = ingest::run_source(ctx, &source).await;

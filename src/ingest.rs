@@ -7,7 +7,7 @@ use serde::Serialize;
 use tracing::{info, instrument, warn};
 
 use crate::categorize::Categorizer;
-use crate::clock::Clock;
+use crate::clock::SharedClock;
 use crate::config::SourceConfig;
 use crate::model::Snapshot;
 use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
@@ -98,7 +98,9 @@ pub struct Context<'a> {
     /// Assigns categories to entries that have none.
     pub categorizer: &'a Categorizer,
     /// The current time.
-    pub clock: &'a dyn Clock,
+    pub clock: &'a SharedClock,
+    /// Contact URL for the scraper's User-Agent (`site.contact`).
+    pub contact: &'a str,
     /// Reconcile and count, but write nothing.
     pub dry_run: bool,
 }
@@ -158,7 +160,9 @@ async fn fetch_and_apply(
     ctx: Context<'_>,
     source: &SourceConfig,
 ) -> Result<SourceReport, RunError> {
-    let snapshot = source::read(source).await?;
+    let cached = ctx.store.cached_pages(&source.name).await?;
+    let output = source::read(source, ctx.contact, cached, ctx.clock.clone()).await?;
+    let snapshot = output.snapshot;
     for warning in &snapshot.warnings {
         warn!(warning = %warning, "entry skipped");
     }
@@ -169,6 +173,13 @@ async fn fetch_and_apply(
         count_missing: !snapshot.partial,
     };
     let counts = apply_with_retry(ctx, &source.name, observed, &options).await?;
+    if let Some(pages) = output.pages
+        && !ctx.dry_run
+    {
+        ctx.store
+            .save_pages(&source.name, &pages, ctx.clock.now())
+            .await?;
+    }
     Ok(SourceReport::counted(&source.name, counts, &snapshot))
 }
 

@@ -34,9 +34,10 @@ pub fn parse_page(html: &str, page_url: &Url, select: &Selectors) -> ParsedPage 
         parsed.matched += 1;
         match parse_entry(element, &base, select) {
             Ok(entry) => parsed.entries.push(entry),
-            Err(reason) => parsed
-                .warnings
-                .push(format!("{page_url}: entry {} skipped: {reason}", parsed.matched)),
+            Err(reason) => parsed.warnings.push(format!(
+                "{page_url}: entry {} skipped: {reason}",
+                parsed.matched
+            )),
         }
     }
     parsed.next_page = select
@@ -72,7 +73,10 @@ fn parse_entry(element: ElementRef<'_>, base: &Url, select: &Selectors) -> Resul
         .map(|s| first_summary(element, s))
         .unwrap_or_default();
     let date = select.date.as_ref().and_then(|s| first_date(element, s));
-    let category = select.category.as_ref().and_then(|s| first_text(element, s));
+    let category = select
+        .category
+        .as_ref()
+        .and_then(|s| first_text(element, s));
     let download = select
         .download
         .as_ref()
@@ -108,7 +112,11 @@ fn first_text(scope: ElementRef<'_>, selector: &FieldSelector) -> Option<String>
 }
 
 /// The first non-empty attribute value: the explicit `@attr`, else `default_attr`.
-fn first_value(scope: ElementRef<'_>, selector: &FieldSelector, default_attr: &str) -> Option<String> {
+fn first_value(
+    scope: ElementRef<'_>,
+    selector: &FieldSelector,
+    default_attr: &str,
+) -> Option<String> {
     let attr = selector.attr().unwrap_or(default_attr);
     matches(scope, selector)
         .into_iter()
@@ -138,7 +146,9 @@ fn first_summary(scope: ElementRef<'_>, selector: &FieldSelector) -> Summary {
     if let Some(attr) = selector.attr() {
         return Summary::paragraph(el.attr(attr).map(collapse).unwrap_or_default());
     }
-    let summary = Summary { blocks: blocks_of(el) };
+    let summary = Summary {
+        blocks: blocks_of(el),
+    };
     if summary.is_empty() {
         Summary::paragraph(text_of(el))
     } else {
@@ -178,9 +188,29 @@ fn blocks_of(el: ElementRef<'_>) -> Vec<Block> {
 fn is_block(name: &str) -> bool {
     matches!(
         name,
-        "p" | "div" | "li" | "ul" | "ol" | "br" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
-            | "tr" | "td" | "th" | "section" | "article" | "header" | "footer" | "blockquote"
-            | "dd" | "dt" | "figcaption" | "table"
+        "p" | "div"
+            | "li"
+            | "ul"
+            | "ol"
+            | "br"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "tr"
+            | "td"
+            | "th"
+            | "section"
+            | "article"
+            | "header"
+            | "footer"
+            | "blockquote"
+            | "dd"
+            | "dt"
+            | "figcaption"
+            | "table"
     )
 }
 
@@ -196,7 +226,7 @@ fn text_of(el: ElementRef<'_>) -> String {
                     hidden_depth += 1;
                 }
                 Node::Element(e) if is_block(e.name()) => out.push(' '),
-                Node::Text(text) if hidden_depth == 0 => out.push_str(text),
+                Node::Text(text) if hidden_depth == 0 => out.push_str(&text[..]),
                 _ => {}
             },
             Edge::Close(node) => match node.value() {
@@ -255,7 +285,9 @@ mod tests {
     }
 
     fn page(items: &str) -> String {
-        format!("<html><body><ul class=\"resource-list\">{items}</ul><a rel=\"next\" href=\"?page=2\">Next</a></body></html>")
+        format!(
+            "<html><body><ul class=\"resource-list\">{items}</ul><a rel=\"next\" href=\"?page=2\">Next</a></body></html>"
+        )
     }
 
     fn url() -> Url {
@@ -276,10 +308,16 @@ mod tests {
         assert_eq!(parsed.entries.len(), 1);
         let e = &parsed.entries[0];
         assert_eq!(e.title, "Winter vaccinations & you");
-        assert_eq!(e.link.as_ref().unwrap().as_str(), "https://library.example.org/leaflet-one?utm_source=x");
+        assert_eq!(
+            e.link.as_ref().unwrap().as_str(),
+            "https://library.example.org/leaflet-one?utm_source=x"
+        );
         assert_eq!(e.category.as_deref(), Some("Leaflets"));
         assert_eq!(e.date.map(|d| d.to_string()).as_deref(), Some("2023-10-02"));
-        assert_eq!(e.download.as_ref().unwrap().as_str(), "https://cdn.example.org/a.pdf");
+        assert_eq!(
+            e.download.as_ref().unwrap().as_str(),
+            "https://cdn.example.org/a.pdf"
+        );
         assert_eq!(e.summary.plain_text(), "First para.\n\n• one\n• two");
         assert_eq!(
             parsed.next_page.unwrap().as_str(),
@@ -301,7 +339,11 @@ mod tests {
         assert_eq!(parsed.entries.len(), 1);
         assert_eq!(parsed.entries[0].title, "Fine");
         assert_eq!(parsed.warnings.len(), 4);
-        assert!(parsed.warnings[1].contains("javascript:"), "{:?}", parsed.warnings);
+        assert!(
+            parsed.warnings[1].contains("javascript:"),
+            "{:?}",
+            parsed.warnings
+        );
     }
 
     #[test]
@@ -311,7 +353,11 @@ mod tests {
                <li><h3><a href="/b">B</a></h3><time>Published May 2020</time></li>"#,
         );
         let parsed = parse_page(&html, &url(), &selectors(false));
-        let dates: Vec<String> = parsed.entries.iter().map(|e| e.date.unwrap().to_string()).collect();
+        let dates: Vec<String> = parsed
+            .entries
+            .iter()
+            .map(|e| e.date.unwrap().to_string())
+            .collect();
         assert_eq!(dates, ["2019-08-14", "2020-05"]);
     }
 
@@ -321,14 +367,26 @@ mod tests {
             <ul class="resource-list"><li><h3><a href="/x">X</a></h3></li></ul>
             <a rel="next" href="/page2">next</a></body></html>"#;
         let parsed = parse_page(html, &url(), &selectors(true));
-        assert_eq!(parsed.entries[0].link.as_ref().unwrap().host_str(), Some("library.example.org"));
-        assert_eq!(parsed.next_page.unwrap().host_str(), Some("library.example.org"));
+        assert_eq!(
+            parsed.entries[0].link.as_ref().unwrap().host_str(),
+            Some("library.example.org")
+        );
+        assert_eq!(
+            parsed.next_page.unwrap().host_str(),
+            Some("library.example.org")
+        );
     }
 
     #[test]
     fn ten_thousand_nested_divs_neither_crash_nor_hang() {
-        let deep = format!("{}deep text{}", "<div>".repeat(10_000), "</div>".repeat(10_000));
-        let html = page(&format!(r#"<li><h3><a href="/d">Deep</a></h3><div class="resource-card__body">{deep}</div></li>"#));
+        let deep = format!(
+            "{}deep text{}",
+            "<div>".repeat(10_000),
+            "</div>".repeat(10_000)
+        );
+        let html = page(&format!(
+            r#"<li><h3><a href="/d">Deep</a></h3><div class="resource-card__body">{deep}</div></li>"#
+        ));
         let parsed = parse_page(&html, &url(), &selectors(false));
         assert_eq!(parsed.entries.len(), 1);
         assert!(parsed.entries[0].summary.plain_text().contains("deep text"));

@@ -1,14 +1,19 @@
-//! Sources turn something outside (a folder of seed text files, later a web
-//! page) into a `Snapshot`. They never touch the store; a failure is a
+//! Sources turn something outside (a folder of seed text files, or a
+//! paginated web page) into a `Snapshot`. They never touch the store; a failure is a
 //! `SourceError` that the ingest step reports without changing anything.
 
+pub mod fetch;
+pub mod html;
+pub mod scrape;
 pub mod seed;
 pub mod select;
 
 use std::path::PathBuf;
 
+use crate::clock::SharedClock;
 use crate::config::{SourceConfig, SourceKind};
 use crate::model::Snapshot;
+use crate::store::CachedPage;
 
 /// Why a source produced no snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -29,23 +34,62 @@ pub enum SourceError {
         /// What is wrong, in words a person can act on.
         reason: String,
     },
+    /// A page could not be fetched (network, status, size, robots.txt, origin).
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
     /// The run produced too few entries to be believed.
     #[error("implausible snapshot: {0}")]
     Implausible(String),
 }
 
-/// Read a source once. Never touches the store.
-pub async fn read(source: &SourceConfig) -> Result<Snapshot, SourceError> {
+/// What one read of a source produced.
+#[derive(Debug)]
+pub struct SourceOutput {
+    /// The entries seen.
+    pub snapshot: Snapshot,
+    /// Pages to keep for the next run's conditional requests (`html` sources).
+    pub pages: Option<Vec<CachedPage>>,
+    /// What was read: files or page URLs, for `tidings check`.
+    pub visits: Vec<String>,
+}
+
+/// Read a source once. Never touches the store: `cached` are the pages the
+/// last good run stored, which an `html` source asks for conditionally.
+pub async fn read(
+    source: &SourceConfig,
+    contact: &str,
+    cached: Vec<CachedPage>,
+    clock: SharedClock,
+) -> Result<SourceOutput, SourceError> {
     match &source.kind {
         SourceKind::Seed { path } => {
             let (name, path) = (source.name.clone(), path.clone());
-            tokio::task::spawn_blocking(move || seed::read_seed_source(&name, &path))
-                .await
-                .map_err(|e| SourceError::Io {
-                    path: PathBuf::from(&source.name),
-                    reason: format!("the reading task failed: {e}"),
-                })?
+            let shown = path.display().to_string();
+            let snapshot =
+                tokio::task::spawn_blocking(move || seed::read_seed_source(&name, &path))
+                    .await
+                    .map_err(|e| SourceError::Io {
+                        path: PathBuf::from(&shown),
+                        reason: format!("the reading task failed: {e}"),
+                    })??;
+            Ok(SourceOutput {
+                snapshot,
+                pages: None,
+                visits: vec![shown],
+            })
         }
-        SourceKind::Html(_) => Err(SourceError::Implausible("HTML_PENDING".to_owned())),
+        SourceKind::Html(html) => {
+            let env = scrape::ScrapeEnv {
+                contact: contact.to_owned(),
+                cached,
+                clock,
+            };
+            let scrape = scrape::scrape(&source.name, html, env).await?;
+            Ok(SourceOutput {
+                snapshot: scrape.snapshot,
+                pages: Some(scrape.pages),
+                visits: scrape.visits,
+            })
+        }
     }
 }

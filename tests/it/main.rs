@@ -10,6 +10,8 @@ mod support;
 mod cli;
 // Feeds read by real consumers: feedparser, jing, xmllint, newsboat.
 mod feeds;
+// The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
+mod fetch;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
 mod serve;
 // Store on SQLite and PostgreSQL: migrations, apply, conflicts, queries.

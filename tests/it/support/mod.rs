@@ -6,6 +6,8 @@ pub mod app;
 pub mod consumers;
 /// Fresh SQLite and PostgreSQL databases per test.
 pub mod db;
+/// A programmable HTTP server on loopback.
+pub mod site;
 
 /// An HTTP client for tests: no automatic decompression, so tests see what was sent.
 pub fn http() -> reqwest::Client {
