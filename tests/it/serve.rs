@@ -136,7 +136,7 @@ async fn pages_list_resources_link_feeds_and_escape_text() {
     let html = home.text().await.unwrap();
     assert!(html.contains(r#"<link rel="alternate" type="application/rss+xml""#));
     assert!(html.contains(&app.url("/feeds/all.atom")));
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;") && html.contains("&gt; &amp; friends"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends"));
     assert!(!html.contains("<script>alert(1)"));
 
     let filtered = get(&app.url("/?category=board-papers"))
