@@ -12,6 +12,8 @@ mod cli;
 mod feeds;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
+// Scraping the fixture library: exact entries, 304s, a broken site, v1 -> v2 changes.
+mod scrape;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
 mod serve;
 // Store on SQLite and PostgreSQL: migrations, apply, conflicts, queries.

@@ -6,6 +6,8 @@ pub mod app;
 pub mod consumers;
 /// Fresh SQLite and PostgreSQL databases per test.
 pub mod db;
+/// The fixture library site, served by its own serve.py.
+pub mod fixture_site;
 /// A programmable HTTP server on loopback.
 pub mod site;
 
