@@ -272,3 +272,43 @@ async fn dry_run_counts_but_stores_nothing() {
     let list = app.json(&["resources", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn two_ingest_processes_at_once_record_each_event_once() {
+    on_every_backend(|db| async move {
+        let app = TestApp::new(&db.url, "");
+        app.run_ok(&["db", "migrate"]);
+        let spawn = || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_tidings"))
+                .args(["ingest", "--json"])
+                .current_dir(app.path(""))
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(), spawn());
+        let reports: Vec<Value> = [a, b]
+            .into_iter()
+            .map(|child| {
+                let output = child.wait_with_output().unwrap();
+                assert!(output.status.success());
+                serde_json::from_slice(&output.stdout).unwrap()
+            })
+            .collect();
+        let new: u64 = reports.iter().map(|r| counts(r).0).sum();
+        assert_eq!(new, 9, "nine new between both runs: {reports:?}");
+        let store = db.migrated().await;
+        let resources = store
+            .list_resources(&tidings::store::ResourceFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(resources.len(), 9);
+        for resource in &resources {
+            let events = store.events_for(&resource.id).await.unwrap();
+            assert_eq!(events.len(), 1, "{}: {events:?}", resource.title);
+            assert_eq!(store.revisions(&resource.id).await.unwrap().len(), 1);
+        }
+    })
+    .await;
+}

@@ -192,3 +192,172 @@ async fn v1_then_v2_reports_exactly_what_changed() {
     })
     .await;
 }
+
+mod hostile {
+    //! Hostile listings through `source::scrape` against the programmable loopback site.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tidings::clock::SystemClock;
+    use tidings::config::{HtmlSourceConfig, Selectors};
+    use tidings::source::SourceError;
+    use tidings::source::scrape::{Scrape, ScrapeEnv, scrape};
+    use tidings::source::select::FieldSelector;
+
+    use crate::support::site::{Reply, Site};
+
+    fn config(site: &Site, max_pages: u32) -> HtmlSourceConfig {
+        let p = |s: &str| FieldSelector::parse(s).unwrap();
+        HtmlSourceConfig {
+            url: site.url("/library"),
+            select: Selectors {
+                entry: p("li"),
+                title: p("h3"),
+                link: p("h3 a"),
+                summary: None,
+                date: None,
+                category: None,
+                download: None,
+                next_page: Some(p("a[rel=next]")),
+            },
+            max_pages,
+            page_pause: Duration::ZERO,
+            timeout: Duration::from_secs(2),
+            max_bytes: 1_000_000,
+        }
+    }
+
+    fn listing(items: &[&str], next: Option<&str>) -> String {
+        let items: String = items
+            .iter()
+            .map(|t| format!("<li><h3><a href=\"/r/{t}\">{t}</a></h3></li>"))
+            .collect();
+        let next = next
+            .map(|n| format!("<a rel=\"next\" href=\"{n}\">Next</a>"))
+            .unwrap_or_default();
+        format!("<ul>{items}</ul>{next}")
+    }
+
+    async fn run(site: &Site, max_pages: u32) -> Result<Scrape, SourceError> {
+        let env = ScrapeEnv {
+            contact: "https://feeds.example.org/".to_owned(),
+            cached: Vec::new(),
+            clock: Arc::new(SystemClock),
+        };
+        scrape("library", &config(site, max_pages), env).await
+    }
+
+    fn titles(scrape: &Scrape) -> Vec<&str> {
+        scrape
+            .snapshot
+            .entries
+            .iter()
+            .map(|e| e.title.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_next_link_back_to_itself_ends_the_listing() {
+        let site = Site::start().await;
+        site.route(
+            "/library",
+            Reply::html(listing(&["a", "b"], Some("/library"))),
+        );
+        let scrape = run(&site, 50).await.unwrap();
+        assert_eq!(titles(&scrape), ["a", "b"]);
+        assert_eq!(site.hits("/library"), 1, "never fetched twice");
+        assert!(!scrape.snapshot.partial);
+    }
+
+    #[tokio::test]
+    async fn a_cycle_through_pages_fetches_each_page_once() {
+        let site = Site::start().await;
+        site.route(
+            "/library",
+            Reply::html(listing(&["a"], Some("/library?page=2"))),
+        );
+        site.route(
+            "/library?page=2",
+            Reply::html(listing(&["b"], Some("/library"))),
+        );
+        let scrape = run(&site, 50).await.unwrap();
+        assert_eq!(titles(&scrape), ["a", "b"]);
+        assert_eq!(site.hits("/library") + site.hits("/library?page=2"), 2);
+    }
+
+    #[tokio::test]
+    async fn more_pages_than_allowed_is_a_partial_run() {
+        let site = Site::start().await;
+        site.route(
+            "/library",
+            Reply::html(listing(&["a"], Some("/library?page=2"))),
+        );
+        site.route(
+            "/library?page=2",
+            Reply::html(listing(&["b"], Some("/library?page=3"))),
+        );
+        site.route("/library?page=3", Reply::html(listing(&["c"], None)));
+        let scrape = run(&site, 2).await.unwrap();
+        assert_eq!(titles(&scrape), ["a", "b"]);
+        assert!(
+            scrape.snapshot.partial,
+            "unread pages must not withdraw their entries"
+        );
+        assert!(scrape.snapshot.warnings[0].contains("max_pages = 2"));
+        assert_eq!(site.hits("/library?page=3"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_next_link_to_another_origin_fails_the_run() {
+        let site = Site::start().await;
+        let elsewhere = Site::start().await;
+        let next = elsewhere.url("/steal").to_string();
+        site.route("/library", Reply::html(listing(&["a"], Some(&next))));
+        let error = run(&site, 50).await.unwrap_err();
+        assert!(error.to_string().contains("/steal"), "{error}");
+        assert_eq!(
+            elsewhere.total_hits(),
+            0,
+            "nothing reached an address the config did not name"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_page_that_fails_midway_fails_the_whole_run() {
+        let site = Site::start().await;
+        site.route(
+            "/library",
+            Reply::html(listing(&["a"], Some("/library?page=2"))),
+        );
+        site.route("/library?page=2", Reply::status(404));
+        let error = run(&site, 50).await.unwrap_err();
+        assert!(error.to_string().contains("404"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn entries_missing_a_title_or_link_are_warnings_not_items() {
+        let site = Site::start().await;
+        let page = "<ul><li><h3></h3></li><li><h3>No link</h3></li><li><h3><a href=\"/r/ok\">ok</a></h3></li></ul>";
+        site.route("/library", Reply::html(page));
+        let scrape = run(&site, 50).await.unwrap();
+        assert_eq!(titles(&scrape), ["ok"]);
+        assert_eq!(scrape.snapshot.warnings.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_windows_1252_page_is_decoded() {
+        let site = Site::start().await;
+        let mut body = b"<ul><li><h3><a href=\"/r/cafe\">Together Caf".to_vec();
+        body.extend([0xe9, 0x20, 0x96, 0x20]);
+        body.extend(b"May 2020</a></h3></li></ul>");
+        site.route(
+            "/library",
+            Reply::status(200)
+                .header("Content-Type", "text/html; charset=windows-1252")
+                .body(body),
+        );
+        let scrape = run(&site, 50).await.unwrap();
+        assert_eq!(titles(&scrape), ["Together Café – May 2020"]);
+    }
+}
