@@ -134,7 +134,7 @@ impl Categorizer {
         if let Some(rule) = self.rules.iter().find(|r| r.matches(&title)) {
             return rule.category.clone();
         }
-        let blocks: Vec<Vec<String>> = entry.summary.words().map(tokens).collect();
+        let blocks: Vec<Vec<String>> = entry.summary.texts().map(tokens).collect();
         self.rules
             .iter()
             .find(|rule| blocks.iter().any(|block| rule.matches(block)))

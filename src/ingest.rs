@@ -9,6 +9,7 @@ use tracing::{info, instrument, warn};
 use crate::categorize::Categorizer;
 use crate::clock::SharedClock;
 use crate::config::SourceConfig;
+use crate::metrics;
 use crate::model::Snapshot;
 use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
 use crate::source::{self, SourceError};
@@ -68,6 +69,32 @@ impl SourceReport {
     /// True when the run, or part of it, failed.
     pub fn is_failure(&self) -> bool {
         self.error.is_some()
+    }
+
+    /// The run as `metrics` counts it.
+    pub fn metrics(&self, at: chrono::DateTime<chrono::Utc>) -> metrics::IngestOutcome<'_> {
+        let outcome = match (&self.error, self.seen()) {
+            (None, _) => "ok",
+            (Some(_), 0) => "failed",
+            (Some(_), _) => "partial",
+        };
+        metrics::IngestOutcome {
+            source: &self.name,
+            outcome,
+            entries: self.seen(),
+            events: [
+                ("new", self.new),
+                ("changed", self.changed),
+                ("withdrawn", self.withdrawn),
+                ("reappeared", self.reappeared),
+            ],
+            at,
+        }
+    }
+
+    /// Entries the run saw.
+    fn seen(&self) -> usize {
+        self.new + self.changed + self.reappeared + self.unchanged
     }
 
     /// True when the run changed what feeds show.
@@ -134,6 +161,9 @@ pub async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport
             SourceReport::failed(&source.name, message)
         }
     };
+    if !ctx.dry_run {
+        metrics::record_ingest(&report.metrics(ctx.clock.now()));
+    }
     info!(
         new = report.new,
         changed = report.changed,

@@ -182,8 +182,8 @@ impl Summary {
         out
     }
 
-    /// Every word of the summary, for category matching and fingerprints.
-    pub fn words(&self) -> impl Iterator<Item = &str> {
+    /// Each paragraph and each list item, in order, for category matching.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
         self.blocks
             .iter()
             .flat_map(|b| match b {

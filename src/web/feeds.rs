@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::feeds::{self, ServedFeed};
+use crate::metrics;
 
 /// Readers poll; a short shared cache lifetime spares both sides.
 const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=300");
@@ -36,7 +37,9 @@ fn serve_named(state: &AppState, name: &str, headers: &HeaderMap) -> Response {
     };
     let if_none_match = header_str(headers, header::IF_NONE_MATCH);
     let if_modified_since = header_str(headers, header::IF_MODIFIED_SINCE);
-    if feeds::not_modified(&feed, if_none_match, if_modified_since) {
+    let not_modified = feeds::not_modified(&feed, if_none_match, if_modified_since);
+    metrics::record_feed_request(not_modified);
+    if not_modified {
         return respond(&feed, StatusCode::NOT_MODIFIED, None, Body::empty());
     }
     if accepts_gzip(header_str(headers, header::ACCEPT_ENCODING)) {

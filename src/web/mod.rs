@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/resources/{id}", get(api::show))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .fallback(pages::not_found)
         .layer(middleware::from_fn(security_headers))
         .with_state(state)

@@ -1,7 +1,8 @@
-//! Endpoints for operators and orchestrators: liveness and readiness.
+//! Endpoints for operators and orchestrators: liveness, readiness, metrics.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 
 use super::AppState;
 
@@ -20,4 +21,15 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
         }
     }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
 }

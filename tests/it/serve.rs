@@ -209,3 +209,66 @@ async fn serve_picks_up_what_another_process_ingested() {
             .contains(&"New winter leaflet".to_owned())
     );
 }
+
+/// `/metrics` parsed by the Prometheus project's own Python parser: `{name{labels}: value}`.
+fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        out[f"{s.name}{{{labels}}}"] = s.value
+print(json.dumps(out))
+"#;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3-prometheus-client is installed (scripts/test.sh installs it)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused /metrics:\n{text}"
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_runs_and_feed_requests_in_prometheus_format() {
+    let app = TestApp::new("sqlite://tidings.db", "");
+    let _served = app.serve().await;
+    wait_until(std::time::Duration::from_secs(20), || async {
+        feed_titles(&app, "all.rss").await.len() == 9
+    })
+    .await;
+    let url = app.url("/feeds/all.rss");
+    let etag = get(&url).await.headers()[ETAG].to_str().unwrap().to_owned();
+    let not_modified = http()
+        .get(&url)
+        .header(IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+    let response = get(&app.url("/metrics")).await;
+    assert!(
+        response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let metrics = parse_metrics(&response.text().await.unwrap());
+    assert_eq!(
+        metrics["tidings_ingest_runs_total{outcome=ok,source=seeds}"],
+        1.0
+    );
+    assert_eq!(metrics["tidings_ingest_entries_seen{source=seeds}"], 9.0);
+    assert_eq!(metrics["tidings_change_events_total{kind=new}"], 9.0);
+    assert!(metrics["tidings_source_last_success_timestamp_seconds{source=seeds}"] > 1.7e9);
+    assert!(metrics["tidings_feed_requests_total{status=200}"] >= 2.0);
+    assert_eq!(metrics["tidings_feed_requests_total{status=304}"], 1.0);
+}
