@@ -130,12 +130,46 @@ async fn a_broken_site_fails_the_run_and_changes_nothing() {
     .await;
 }
 
+/// An edited resource keeps its atom:id and its `updated` moves; a withdrawn one leaves the feed.
+fn assert_feeds_show_edits_in_place(app: &TestApp, origin: &str) {
+    app.run_ok(&["feeds", "write", "v2"]);
+    let before = consumers::feedparser(&app.path("v1/all.atom"));
+    let after = consumers::feedparser(&app.path("v2/all.atom"));
+    let find = |feed: &consumers::ParsedFeed, slug: &str| {
+        let link = format!("{origin}{slug}");
+        feed.entries
+            .iter()
+            .find(|e| e.link == link)
+            .map(|e| (e.id.clone(), e.updated.clone()))
+    };
+    let (old_id, old_updated) = find(&before, "carers-strategy-2023-2026").unwrap();
+    let (new_id, new_updated) = find(&after, "carers-strategy-2023-2026").unwrap();
+    assert_eq!(old_id, new_id, "an edit keeps the atom:id");
+    assert!(
+        new_updated > old_updated,
+        "updated moves: {old_updated} -> {new_updated}"
+    );
+    assert_eq!(
+        find(&before, "annual-report-2022-23"),
+        find(&after, "annual-report-2022-23")
+    );
+    assert!(find(&before, "primary-care-networks-explained").is_some());
+    assert!(
+        find(&after, "primary-care-networks-explained").is_none(),
+        "withdrawn leaves the feed"
+    );
+    let rss = consumers::feedparser(&app.path("v2/all.rss"));
+    let ids: std::collections::HashSet<&str> = rss.entries.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), rss.entries.len(), "no duplicated items");
+}
+
 #[tokio::test]
 async fn v1_then_v2_reports_exactly_what_changed() {
     on_every_backend(|db| async move {
         let site = FixtureSite::start("v1");
         let app = app_for(&site, &db.url);
         assert_eq!(report(&app).0, Some(0));
+        app.run_ok(&["feeds", "write", "v1"]);
         site.switch("v2");
         let (_, first_v2) = report(&app);
         // 46 entries: 2 new, 2 changed, 42 unchanged; the removed one is only missing so far.
@@ -179,6 +213,8 @@ async fn v1_then_v2_reports_exactly_what_changed() {
             video["title"],
             "Video: living well with type 2 diabetes (with Bengali subtitles)"
         );
+
+        assert_feeds_show_edits_in_place(&app, &origin);
 
         site.switch("v3-broken");
         assert_eq!(counts(&report(&app).1), [0, 0, 0, 0, 0]);
@@ -359,5 +395,53 @@ mod hostile {
         );
         let scrape = run(&site, 50).await.unwrap();
         assert_eq!(titles(&scrape), ["Together Café – May 2020"]);
+    }
+}
+
+#[tokio::test]
+async fn check_shows_the_pages_read_and_the_fields_extracted() {
+    let site = FixtureSite::start("v1");
+    let app = app_for(&site, "sqlite://tidings.db");
+    let out = app.run_ok(&["check"]);
+    assert!(out.contains("45 entries"), "{out}");
+    assert_eq!(out.matches("  read: http://127.0.0.1").count(), 5, "{out}");
+    assert!(
+        out.contains(
+            "title     Winter vaccinations: flu and COVID-19 boosters for eligible residents"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("date      2023-10-02"), "{out}");
+    assert!(
+        !out.contains("(empty)"),
+        "every field is found on the fixture: {out}"
+    );
+}
+
+#[tokio::test]
+async fn serve_runs_a_source_on_its_schedule_one_run_at_a_time() {
+    let site = FixtureSite::start("v1");
+    let every_second = site.source_toml().replace(
+        "page_pause_ms = 0",
+        "page_pause_ms = 0\nschedule = \"* * * * * *\"",
+    );
+    let app = TestApp::new("sqlite://tidings.db", &every_second);
+    let _served = app.serve().await;
+    let robots_fetches = || {
+        site.log_lines()
+            .iter()
+            .filter(|l| l.contains("/robots.txt"))
+            .count()
+    };
+    crate::support::app::wait_until(std::time::Duration::from_secs(20), || async {
+        robots_fetches() >= 3
+    })
+    .await;
+    // Each run fetches robots.txt then five pages; a run that overlapped
+    // another would split some run's pages across two robots.txt fetches.
+    let lines = site.log_lines();
+    let runs: Vec<&[String]> = lines.split(|l| l.contains("/robots.txt")).skip(1).collect();
+    for run in &runs[..runs.len() - 1] {
+        assert_eq!(run.len(), 5, "a run's five pages came together: {lines:?}");
     }
 }

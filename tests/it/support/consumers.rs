@@ -36,6 +36,8 @@ pub struct ParsedEntry {
     pub title: String,
     /// The alternate link.
     pub link: String,
+    /// Atom `updated` (or RSS has none: empty), as written in the feed.
+    pub updated: String,
     /// Summary as feedparser gives it (HTML, sanitised by feedparser).
     pub summary: String,
     /// Category terms.
@@ -67,6 +69,7 @@ print(json.dumps({
         "id": e.get("id", ""),
         "title": e.get("title", ""),
         "link": e.get("link", ""),
+        "updated": e.get("updated", ""),
         "summary": e.get("summary", ""),
         "tags": [t.get("term", "") for t in e.get("tags", [])],
         "enclosures": [{"href": x.get("href", ""), "type": x.get("type", "")}
