@@ -50,7 +50,13 @@ impl Publisher {
         }
         match publish::refresh(&self.store, &self.config, &self.cache, self.clock.now()).await {
             Ok(report) => {
-                info!(feed_version = version, report = ?report, "feeds published");
+                info!(
+                    feed_version = version,
+                    changed = report.changed.len(),
+                    unchanged = report.unchanged.len(),
+                    rejected = report.rejected.len(),
+                    "feeds published"
+                );
                 *published = Some(version);
             }
             Err(e) => warn!(error = %e, "could not render feeds; serving the last good ones"),
