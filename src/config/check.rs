@@ -53,7 +53,7 @@ pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Pr
         .as_ref()
         .map_or(chrono_tz::Europe::London, |s| s.timezone);
     let database = DatabaseConfig {
-        url: check_database_url(raw.database.url, &mut p),
+        url: check_database_url(env("TIDINGS_DATABASE_URL").or(raw.database.url), &mut p),
     };
     let sources = check_sources(raw.sources, tz, &mut p);
     let categories = check_categories(raw.categories, &mut p);

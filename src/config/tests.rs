@@ -238,3 +238,12 @@ fn the_environment_names_the_file_when_no_flag_does() {
     assert_eq!(loaded.config.site.title, "From env");
     assert_eq!(loaded.origin, Origin::File(path));
 }
+
+#[test]
+fn the_environment_may_hold_the_database_url_with_its_password() {
+    let env = |name: &str| {
+        (name == "TIDINGS_DATABASE_URL").then(|| "postgres://tidings:s3cret@db/tidings".to_owned())
+    };
+    let config = from_toml("[database]\nurl = \"sqlite://ignored.db\"\n", &env).unwrap();
+    assert_eq!(config.database.url, "postgres://tidings:s3cret@db/tidings");
+}
