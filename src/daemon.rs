@@ -1,6 +1,7 @@
 //! `tidings serve`: opens the store, publishes the last good feeds, starts
 //! the HTTP server, runs every source once and then on its schedule (one
-//! task per source, so a source never overlaps itself), re-publishes feeds
+//! task per source, so a source never overlaps itself; only in the replica
+//! holding the scheduler lease, see `leadership`), re-publishes feeds
 //! whenever the store's feed version moves (here or on another replica),
 //! and shuts down gracefully on SIGINT or SIGTERM.
 
@@ -17,10 +18,14 @@ use crate::categorize::Categorizer;
 use crate::clock::Clock;
 use crate::config::{Config, Loaded, SourceConfig};
 use crate::feeds::FeedCache;
+use crate::leadership::Leadership;
 use crate::render::Templates;
 use crate::store::Store;
 use crate::web::{self, AppState};
 use crate::{cli, ingest, publish};
+
+/// How long shutdown waits for background tasks to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often a replica checks whether another one changed the store.
 const VERSION_POLL: Duration = Duration::from_secs(5);
@@ -94,7 +99,14 @@ pub async fn run_on(
     });
     publisher.refresh_if_moved().await;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let background = start_background(&publisher, stop_rx);
+    let (leadership, lease_task) = Leadership::start(
+        store.clone(),
+        clock.clone(),
+        config.server.scheduler_lease,
+        stop_rx.clone(),
+    );
+    let mut background = start_background(&publisher, &leadership, stop_rx);
+    background.push(lease_task);
     let state = AppState {
         store,
         feeds: publisher.cache.clone(),
@@ -109,31 +121,44 @@ pub async fn run_on(
     let served = web::serve(listener, state, shutdown).await;
     let _ = stop_tx.send(true);
     for task in background {
-        task.abort();
+        // Give each task a moment to finish cleanly (the lease is released).
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
     }
     served.context("the HTTP server failed")
 }
 
 fn start_background(
     publisher: &Arc<Publisher>,
+    leadership: &Leadership,
     stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(watch_version(publisher.clone(), stop.clone()))];
     for source in &publisher.config.sources {
-        let task = source_loop(publisher.clone(), source.clone(), stop.clone());
+        let task = source_loop(
+            publisher.clone(),
+            source.clone(),
+            leadership.clone(),
+            stop.clone(),
+        );
         tasks.push(tokio::spawn(task));
     }
     tasks
 }
 
-/// Run one source at start and then at each scheduled instant, one run at a time.
+/// Run one source at start and then at each scheduled instant, one run at
+/// a time, and only while this process holds the scheduler lease.
 async fn source_loop(
     publisher: Arc<Publisher>,
     source: SourceConfig,
+    mut leadership: Leadership,
     mut stop: watch::Receiver<bool>,
 ) {
     let categorizer = Categorizer::new(publisher.config.categories.rules.clone());
     loop {
+        tokio::select! {
+            held = leadership.wait() => if !held { return },
+            _ = stop.changed() => return,
+        }
         let ctx = ingest::Context {
             store: &publisher.store,
             categorizer: &categorizer,

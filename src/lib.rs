@@ -23,6 +23,8 @@ pub mod feeds;
 pub mod identity;
 /// Run sources, reconcile, apply, report.
 pub mod ingest;
+/// Which replica runs scheduled work.
+pub mod leadership;
 /// Prometheus metrics of this process.
 pub mod metrics;
 /// Domain types without I/O.

@@ -46,7 +46,7 @@ impl Problems {
 /// Check everything; `Err` holds every problem found.
 pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Problem>> {
     let mut p = Problems::default();
-    let server = check_server(&raw.server.listen, &raw.server.trusted_proxies, &mut p);
+    let server = check_server(&raw.server, &mut p);
     let listen = server.as_ref().map(|s| s.listen);
     let site = check_site(&raw.site, listen, &mut p);
     let tz = site
@@ -77,12 +77,8 @@ pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Pr
     }
 }
 
-fn check_server(
-    listen: &Option<String>,
-    proxies: &[String],
-    p: &mut Problems,
-) -> Option<ServerConfig> {
-    let listen_text = listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+fn check_server(raw: &super::raw::RawServer, p: &mut Problems) -> Option<ServerConfig> {
+    let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = p.take(
         "server.listen",
         listen_text
@@ -90,15 +86,23 @@ fn check_server(
             .map_err(|_| format!("{listen_text:?} is not an address:port such as 127.0.0.1:8080")),
     );
     let mut trusted_proxies = Vec::new();
-    for (i, text) in proxies.iter().enumerate() {
+    for (i, text) in raw.trusted_proxies.iter().enumerate() {
         let parsed = text
             .parse::<IpAddr>()
             .map_err(|_| format!("{text:?} is not an IP address"));
         trusted_proxies.extend(p.take(&format!("server.trusted_proxies[{i}]"), parsed));
     }
+    let lease_s = raw.scheduler_lease_s.unwrap_or(30);
+    if !(3..=3600).contains(&lease_s) {
+        p.add(
+            "server.scheduler_lease_s",
+            "must be between 3 and 3600 seconds",
+        );
+    }
     Some(ServerConfig {
         listen: listen?,
         trusted_proxies,
+        scheduler_lease: Duration::from_secs(lease_s),
     })
 }
 

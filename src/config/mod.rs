@@ -77,6 +77,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// How long the scheduler lease lasts: a replica takes over scheduled
+    /// work within this long after the holder dies.
+    pub scheduler_lease: Duration,
 }
 
 /// One `[[sources]]` entry.

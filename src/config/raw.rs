@@ -43,6 +43,7 @@ pub struct RawDatabase {
 pub struct RawServer {
     pub listen: Option<String>,
     pub trusted_proxies: Vec<String>,
+    pub scheduler_lease_s: Option<u64>,
 }
 
 /// One `[[sources]]` table.

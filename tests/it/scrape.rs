@@ -445,3 +445,50 @@ async fn serve_runs_a_source_on_its_schedule_one_run_at_a_time() {
         assert_eq!(run.len(), 5, "a run's five pages came together: {lines:?}");
     }
 }
+
+#[tokio::test]
+async fn two_replicas_run_the_schedule_once_and_a_survivor_takes_over() {
+    on_every_backend(|db| async move {
+        let site = FixtureSite::start("v1");
+        let every_second = site.source_toml().replace(
+            "page_pause_ms = 0",
+            "page_pause_ms = 0\nschedule = \"* * * * * *\"",
+        );
+        let lease = "scheduler_lease_s = 3";
+        let first = TestApp::with_server_keys(&db.url, lease, &every_second);
+        let second = TestApp::with_server_keys(&db.url, lease, &every_second);
+        let mut leader = first.serve().await;
+        let _follower = second.serve().await;
+        let robots = || {
+            site.log_lines()
+                .iter()
+                .filter(|l| l.contains("/robots.txt"))
+                .count()
+        };
+        let wait = |n: usize| {
+            crate::support::app::wait_until(
+                std::time::Duration::from_secs(20),
+                move || async move { robots() >= n },
+            )
+        };
+        wait(4).await;
+        leader.kill();
+        let after_kill = robots();
+        // The survivor takes over within one lease period (3 s) plus a tick.
+        crate::support::app::wait_until(std::time::Duration::from_secs(8), || async {
+            robots() >= after_kill + 2
+        })
+        .await;
+        // Two schedulers at once would interleave runs: every complete run is
+        // robots.txt then its five pages, back to back.
+        let lines = site.log_lines();
+        let runs: Vec<&[String]> = lines.split(|l| l.contains("/robots.txt")).skip(1).collect();
+        for run in &runs[..runs.len() - 1] {
+            assert!(
+                run.len() <= 5,
+                "runs of two replicas interleaved: {lines:#?}"
+            );
+        }
+    })
+    .await;
+}

@@ -408,3 +408,69 @@ async fn failed_runs_change_nothing_but_counters() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let t0 = Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap();
+        let ttl = Duration::seconds(30);
+        assert!(store.try_lease("scheduler", "a", ttl, t0).await.unwrap());
+        assert!(
+            !store
+                .try_lease("scheduler", "b", ttl, t0 + Duration::seconds(10))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .try_lease("scheduler", "a", ttl, t0 + Duration::seconds(20))
+                .await
+                .unwrap(),
+            "renewal"
+        );
+        assert!(
+            !store
+                .try_lease("scheduler", "b", ttl, t0 + Duration::seconds(45))
+                .await
+                .unwrap(),
+            "the renewal moved the expiry to 50 s"
+        );
+        assert!(
+            store
+                .try_lease("scheduler", "b", ttl, t0 + Duration::seconds(51))
+                .await
+                .unwrap(),
+            "expired"
+        );
+        assert!(
+            !store
+                .try_lease("scheduler", "a", ttl, t0 + Duration::seconds(52))
+                .await
+                .unwrap()
+        );
+        store.release_lease("scheduler", "a").await.unwrap();
+        assert!(
+            !store
+                .try_lease("scheduler", "a", ttl, t0 + Duration::seconds(53))
+                .await
+                .unwrap(),
+            "a cannot release b's lease"
+        );
+        store.release_lease("scheduler", "b").await.unwrap();
+        assert!(
+            store
+                .try_lease("scheduler", "a", ttl, t0 + Duration::seconds(54))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .try_lease("digest", "b", ttl, t0 + Duration::seconds(54))
+                .await
+                .unwrap(),
+            "leases are per name"
+        );
+    })
+    .await;
+}

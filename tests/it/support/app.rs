@@ -21,6 +21,11 @@ impl TestApp {
     /// A working directory with `seeds/` holding the reference page and a
     /// config using `db_url`, plus any `extra` TOML (which may add sections).
     pub fn new(db_url: &str, extra: &str) -> Self {
+        Self::with_server_keys(db_url, "", extra)
+    }
+
+    /// Like `new`, with more `[server]` keys (e.g. `scheduler_lease_s = 3`).
+    pub fn with_server_keys(db_url: &str, server_keys: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let seeds = dir.path().join("seeds");
         std::fs::create_dir(&seeds).expect("create seeds/");
@@ -29,7 +34,7 @@ impl TestApp {
         let port = free_port();
         let config = format!(
             "[site]\ntitle = \"Test Library\"\nbase_url = \"http://127.0.0.1:{port}/\"\n\
-             [database]\nurl = \"{db_url}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n{extra}"
+             [database]\nurl = \"{db_url}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n{server_keys}\n{extra}"
         );
         std::fs::write(dir.path().join("tidings.toml"), config).expect("write config");
         Self { dir, port }
@@ -106,6 +111,14 @@ impl TestApp {
 /// A running daemon, killed on drop.
 pub struct Served {
     child: Child,
+}
+
+impl Served {
+    /// Kill the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Served {
