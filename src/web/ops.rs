@@ -1,5 +1,7 @@
 //! Endpoints for operators and orchestrators: liveness, readiness, metrics.
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -11,13 +13,20 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// How long readiness waits for the database: probes want an answer fast.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// `GET /readyz`: the database answers and every migration is applied.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.store.is_migrated().await {
-        Ok(true) => (StatusCode::OK, "ready\n"),
-        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations not applied\n"),
-        Err(e) => {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.is_migrated()).await {
+        Ok(Ok(true)) => (StatusCode::OK, "ready\n"),
+        Ok(Ok(false)) => (StatusCode::SERVICE_UNAVAILABLE, "migrations not applied\n"),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
         }
     }

@@ -272,3 +272,40 @@ async fn metrics_count_runs_and_feed_requests_in_prometheus_format() {
     assert!(metrics["tidings_feed_requests_total{status=200}"] >= 2.0);
     assert_eq!(metrics["tidings_feed_requests_total{status=304}"], 1.0);
 }
+
+#[tokio::test]
+async fn feeds_stay_up_while_postgresql_restarts_and_serve_reconnects() {
+    let pg = crate::support::private_pg::PrivatePg::start();
+    let app = TestApp::new(&pg.url(), "");
+    let _served = app.serve().await;
+    let nine = || async { feed_titles(&app, "all.rss").await.len() == 9 };
+    wait_until(std::time::Duration::from_secs(20), nine).await;
+
+    pg.down();
+    assert_eq!(
+        feed_titles(&app, "all.rss").await.len(),
+        9,
+        "feeds are served from memory"
+    );
+    assert_eq!(
+        get(&app.url("/readyz")).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get(&app.url("/healthz")).await.status(), StatusCode::OK);
+
+    pg.up();
+    wait_until(std::time::Duration::from_secs(20), || async {
+        get(&app.url("/readyz")).await.status() == StatusCode::OK
+    })
+    .await;
+    std::fs::write(
+        app.path("seeds/more.txt"),
+        "Resource Library\n\nIntro\n\nResource Library\n\nAfter the restart\n\nStill here.\n",
+    )
+    .unwrap();
+    app.run_ok(&["ingest"]);
+    wait_until(std::time::Duration::from_secs(20), || async {
+        feed_titles(&app, "all.rss").await.len() == 10
+    })
+    .await;
+}
