@@ -104,6 +104,12 @@ enum FeedsCommand {
 enum DbCommand {
     /// Apply migrations.
     Migrate,
+    /// Copy every table into another, empty database (e.g. SQLite -> PostgreSQL).
+    Copy {
+        /// The target database URL.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -134,6 +140,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             println!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Db {
+            command: DbCommand::Copy { to },
+        } => db_copy_cmd(&loaded.config, &to).await,
     }
 }
 
@@ -304,4 +313,36 @@ async fn feeds_write_cmd(config: &Config, dir: &Path) -> Result<ExitCode> {
     }
     println!("wrote {} files to {}", rendered.len(), dir.display());
     Ok(ExitCode::SUCCESS)
+}
+
+async fn db_copy_cmd(config: &Config, to: &str) -> Result<ExitCode> {
+    let source = open_store(config).await?;
+    let shown = config::redact_url(to);
+    let target = Store::open(to)
+        .await
+        .with_context(|| format!("could not open the target database {shown}"))?;
+    let tables = source
+        .copy_to(&target)
+        .await
+        .with_context(|| format!("could not copy into {shown}"))?;
+    let mut out = std::io::stdout().lock();
+    let mut mismatched = false;
+    for t in &tables {
+        let verdict = if t.source_rows == t.target_rows {
+            "ok"
+        } else {
+            "MISMATCH"
+        };
+        mismatched |= t.source_rows != t.target_rows;
+        writeln!(
+            out,
+            "{:16} {:>8} -> {:>8}  {verdict}",
+            t.name, t.source_rows, t.target_rows
+        )?;
+    }
+    Ok(if mismatched {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -5,6 +5,7 @@
 //! the migrations (auto-increment, `STRICT`).
 
 mod apply;
+mod copy;
 mod leases;
 mod pages;
 mod resources;
@@ -18,6 +19,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{MigrateError, Migrator};
 
 pub use apply::AppliedRun;
+pub use copy::CopiedTable;
 pub use pages::CachedPage;
 pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
 
@@ -85,6 +87,9 @@ pub enum StoreError {
         /// Why, with any password masked.
         reason: String,
     },
+    /// The operation would lose or mix up data, so nothing was done.
+    #[error("{0}")]
+    Refused(String),
     /// A query failed.
     #[error("could not {action}: {source}")]
     Db {

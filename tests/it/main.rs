@@ -8,6 +8,8 @@ mod support;
 
 // The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.
 mod cli;
+// `db copy` from SQLite into an empty database, state intact.
+mod copy;
 // Feeds read by real consumers: feedparser, jing, xmllint, newsboat.
 mod feeds;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.

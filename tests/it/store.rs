@@ -474,3 +474,24 @@ async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn copy_knows_every_table_the_migrations_create() {
+    on_every_backend(|db| async move {
+        let source = db.migrated().await;
+        let dir = tempfile::tempdir().unwrap();
+        let target = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("copy.db").display()
+        ))
+        .await
+        .unwrap();
+        let tables = source
+            .copy_to(&target)
+            .await
+            .expect("every table has a place in the copy order");
+        assert!(tables.iter().any(|t| t.name == "resources"));
+        assert!(tables.iter().all(|t| t.source_rows == t.target_rows));
+    })
+    .await;
+}
