@@ -2,7 +2,8 @@
 //! the HTTP server, runs every source once and then on its schedule (one
 //! task per source, so a source never overlaps itself), re-publishes feeds
 //! whenever the store's feed version moves (here or on another replica),
-//! and shuts down gracefully on SIGINT or SIGTERM.
+//! queues digests on their schedules, delivers the outbox, and shuts down
+//! gracefully on SIGINT or SIGTERM.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,15 +11,18 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, watch};
-use tracing::{info, warn};
+use tokio::sync::{Mutex, Notify, watch};
+use tracing::{error, info, warn};
 
 use crate::categorize::Categorizer;
 use crate::clock::Clock;
-use crate::config::{Config, Loaded, SourceConfig};
+use crate::config::{self, Config, Loaded, SourceConfig};
 use crate::feeds::FeedCache;
+use crate::mail::deliver::Delivery;
+use crate::mail::digest::Digests;
+use crate::mail::token::SigningKey;
 use crate::render::Templates;
-use crate::store::Store;
+use crate::store::{Frequency, Store};
 use crate::web::{self, AppState};
 use crate::{cli, ingest, publish};
 
@@ -87,14 +91,27 @@ pub async fn run_on(
         published_version: Mutex::new(None),
     });
     publisher.refresh_if_moved().await;
+    let templates = Arc::new(Templates::new("templates"));
+    let signing_key = SigningKey::load(&store, config::process_env("TIDINGS_SECRET")).await?;
+    let mail = Mail {
+        digests: Digests::new(
+            store.clone(),
+            config.clone(),
+            templates.clone(),
+            signing_key.clone(),
+        )?,
+        delivery: Delivery::new(store.clone(), &config.mail, clock.clone())?,
+        wake: Arc::new(Notify::new()),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let background = start_background(&publisher, stop_rx);
+    let background = start_background(&publisher, &mail, stop_rx);
     let state = AppState {
         store,
         feeds: publisher.cache.clone(),
-        templates: Arc::new(Templates::new("templates")),
+        templates,
         config: config.clone(),
         clock,
+        signing_key,
     };
     let address = listener
         .local_addr()
@@ -108,8 +125,17 @@ pub async fn run_on(
     served.context("the HTTP server failed")
 }
 
+/// The digest and delivery side of the daemon.
+struct Mail {
+    digests: Digests,
+    delivery: Delivery,
+    /// Nudges the delivery worker when a digest period queued something.
+    wake: Arc<Notify>,
+}
+
 fn start_background(
     publisher: &Arc<Publisher>,
+    mail: &Mail,
     stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(watch_version(publisher.clone(), stop.clone()))];
@@ -117,7 +143,55 @@ fn start_background(
         let task = source_loop(publisher.clone(), source.clone(), stop.clone());
         tasks.push(tokio::spawn(task));
     }
+    for frequency in [Frequency::Weekly, Frequency::Daily] {
+        let task = digest_loop(
+            publisher.clock.clone(),
+            mail.digests.clone(),
+            frequency,
+            mail.wake.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(task));
+    }
+    let delivery = mail.delivery.clone();
+    let wake = mail.wake.clone();
+    tasks.push(tokio::spawn(async move { delivery.run(wake, stop).await }));
     tasks
+}
+
+/// Queue `frequency`'s digests when a period is due: at start (the latest
+/// missed period, once) and then at each scheduled instant, computed in local
+/// time each time so clock changes never shift it.
+async fn digest_loop(
+    clock: Arc<dyn Clock>,
+    digests: Digests,
+    frequency: Frequency,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match digests
+            .enqueue_schedule(frequency, clock.now(), false)
+            .await
+        {
+            Ok(Some(report)) if report.queued > 0 => wake.notify_one(),
+            Ok(_) => {}
+            Err(e) => error!(schedule = frequency.as_str(), error = %e, "could not queue digests"),
+        }
+        let now = clock.now();
+        let Some(next) = digests.schedule(frequency).next_after(now) else {
+            warn!(
+                schedule = frequency.as_str(),
+                "digest schedule has no next run"
+            );
+            return;
+        };
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Run one source at start and then at each scheduled instant, one run at a time.

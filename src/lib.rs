@@ -23,6 +23,8 @@ pub mod feeds;
 pub mod identity;
 /// Run sources, reconcile, apply, report.
 pub mod ingest;
+/// Email: subscribers' digests, composing, the outbox worker, SMTP and `.eml` files.
+pub mod mail;
 /// Domain types without I/O.
 pub mod model;
 /// Store -> rendered feeds -> cache.
