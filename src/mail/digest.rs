@@ -299,7 +299,7 @@ impl Digests {
         let idem_key = format!(
             "digest/{}/{}",
             subscriber.id,
-            period.key.format("%Y-%m-%dT%H:%MZ")
+            period.key.format("%Y-%m-%dT%H:%M:%SZ")
         );
         let message = self.sender.compose(&Outgoing {
             kind: "digest",

@@ -122,12 +122,22 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(action))?;
-            if claimed.rows_affected() == 1
-                && insert_message(&mut tx, &digest.message, at)
-                    .await
-                    .map_err(StoreError::db(action))?
+            if claimed.rows_affected() != 1 {
+                continue;
+            }
+            if insert_message(&mut tx, &digest.message, at)
+                .await
+                .map_err(StoreError::db(action))?
             {
                 queued += 1;
+            } else {
+                // The key was queued before: this window was never sent, so it stays open.
+                sqlx::query("UPDATE subscribers SET window_end = $1 WHERE id = $2")
+                    .bind(digest.old_window_end.map(format_time))
+                    .bind(digest.subscriber_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(action))?;
             }
         }
         tx.commit().await.map_err(StoreError::db(action))?;
