@@ -19,8 +19,10 @@ n=${1:-10000}
 sessions=${2:-8}
 cargo build --release --quiet
 bin=$PWD/target/release/tidings
+# DB_DIR puts the SQLite file elsewhere (e.g. /dev/shm, to see what fsync costs).
 work=$(mktemp -d)
-trap 'kill $sink_pid 2>/dev/null || true; rm -rf "$work"' EXIT
+db_dir=${DB_DIR:-$work}
+trap 'kill $sink_pid 2>/dev/null || true; rm -rf "$work" "$db_dir"/tidings-bench-$$.db*' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 closed=$(free_port)
@@ -43,7 +45,7 @@ cat > "$work/tidings.toml" <<TOML
 title = "Tower Hamlets Together"
 base_url = "https://feeds.example.org/"
 [database]
-url = "sqlite://$work/tidings.db"
+url = "sqlite://$db_dir/tidings-bench-$$.db"
 [mail]
 transport = "smtp"
 smtp_url = "smtp://127.0.0.1:$closed"
@@ -67,8 +69,9 @@ cd "$work"
 export RUST_LOG=error
 /usr/bin/time -f "%e %M" -o queue.time "$bin" digest send --now > queue.out || true
 TIDINGS_SMTP_URL="smtp://127.0.0.1:$port" /usr/bin/time -f "%e %M" -o send.time "$bin" outbox retry --failed > send.out
-read -r queue_s queue_kb < queue.time
-read -r send_s send_kb < send.time
+# time(1) writes "Command exited with non-zero status" first when the exit is not 0.
+read -r queue_s queue_kb < <(tail -1 queue.time)
+read -r send_s send_kb < <(tail -1 send.time)
 sent=$(grep -o 'sent [0-9]*' send.out | awk '{print $2}')
 python3 - "$n" "$raw" "$queue_s" "$queue_kb" "$send_s" "$send_kb" "$sent" "$sessions" <<'PY'
 import sys

@@ -28,6 +28,8 @@ use crate::{cli, ingest, publish};
 
 /// How often a replica checks whether another one changed the store.
 const VERSION_POLL: Duration = Duration::from_secs(5);
+/// Wait before trying a digest period again after the store failed.
+const DIGEST_RETRY: Duration = Duration::from_secs(60);
 
 /// Keeps the served feeds in step with the store's feed version.
 struct Publisher {
@@ -170,14 +172,21 @@ async fn digest_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        match digests
+        let failed = match digests
             .enqueue_schedule(frequency, clock.now(), false)
             .await
         {
-            Ok(Some(report)) if report.queued > 0 => wake.notify_one(),
-            Ok(_) => {}
-            Err(e) => error!(schedule = frequency.as_str(), error = %e, "could not queue digests"),
-        }
+            Ok(report) => {
+                if report.is_some_and(|r| r.queued > 0) {
+                    wake.notify_one();
+                }
+                false
+            }
+            Err(e) => {
+                error!(schedule = frequency.as_str(), error = %e, "could not queue digests; will retry");
+                true
+            }
+        };
         let now = clock.now();
         let Some(next) = digests.schedule(frequency).next_after(now) else {
             warn!(
@@ -186,7 +195,11 @@ async fn digest_loop(
             );
             return;
         };
-        let wait = (next - now).to_std().unwrap_or_default();
+        let mut wait = (next - now).to_std().unwrap_or_default();
+        if failed {
+            // The period is still due: try again soon rather than at the next one.
+            wait = wait.min(DIGEST_RETRY);
+        }
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
