@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Run the whole test suite on this machine, setting up what it needs first:
 # Debian's PostgreSQL, feed consumers (feedparser, newsboat, jing, xmllint),
-# an SMTP sink, and Chromium; then PostgreSQL is started and every test runs
+# SMTP servers (aiosmtpd; Postfix for smtp-sink/smtp-source), and Chromium; then PostgreSQL is started and every test runs
 # on SQLite and on PostgreSQL. Needs root (or sudo) for apt-get on a fresh box.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql python3-feedparser python3-aiosmtpd python3-prometheus-client jing newsboat libxml2-utils)
+packages=(postgresql python3-feedparser python3-aiosmtpd python3-prometheus-client jing newsboat libxml2-utils postfix)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,6 +15,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
   as_root apt-get update -qq
+  # Postfix asks how to configure itself; the tests only need smtp-sink.
+  echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 

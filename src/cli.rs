@@ -21,6 +21,8 @@ use crate::telemetry::LogFormat;
 use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
 use crate::{check, daemon};
 
+mod mail;
+
 /// Tidings: a resource library as RSS and Atom feeds and email.
 #[derive(Debug, Parser)]
 #[command(name = "tidings", version, about)]
@@ -37,7 +39,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the daemon: HTTP server and scheduled ingest.
+    /// Run the daemon: HTTP server, scheduled ingest and digests, outbox delivery.
     Serve,
     /// Run sources once and report what changed.
     Ingest {
@@ -62,6 +64,21 @@ enum Command {
     Feeds {
         #[command(subcommand)]
         command: FeedsCommand,
+    },
+    /// Digest subscribers: add, list, remove, import.
+    Subscribers {
+        #[command(subcommand)]
+        command: mail::SubscribersCommand,
+    },
+    /// Preview digests, or queue and send the ones that are due.
+    Digest {
+        #[command(subcommand)]
+        command: mail::DigestCommand,
+    },
+    /// Outgoing email: list, re-queue.
+    Outbox {
+        #[command(subcommand)]
+        command: mail::OutboxCommand,
     },
     /// Database maintenance.
     Db {
@@ -133,6 +150,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Feeds {
             command: FeedsCommand::Write { dir },
         } => feeds_write_cmd(&loaded.config, &dir).await,
+        Command::Subscribers { command } => {
+            mail::subscribers(&loaded.config, command, &clock).await
+        }
+        Command::Digest { command } => mail::digest(&loaded.config, command, &clock).await,
+        Command::Outbox { command } => mail::outbox(&loaded.config, command, &clock).await,
         Command::Db {
             command: DbCommand::Migrate,
         } => {

@@ -3,7 +3,8 @@
 //! task per source, so a source never overlaps itself; only in the replica
 //! holding the scheduler lease, see `leadership`), re-publishes feeds
 //! whenever the store's feed version moves (here or on another replica),
-//! and shuts down gracefully on SIGINT or SIGTERM.
+//! queues digests on their schedules, delivers the outbox, and shuts down
+//! gracefully on SIGINT or SIGTERM.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,16 +12,19 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, watch};
-use tracing::{info, warn};
+use tokio::sync::{Mutex, Notify, watch};
+use tracing::{error, info, warn};
 
 use crate::categorize::Categorizer;
 use crate::clock::Clock;
-use crate::config::{Config, Loaded, SourceConfig};
+use crate::config::{self, Config, Loaded, SourceConfig};
 use crate::feeds::FeedCache;
 use crate::leadership::Leadership;
+use crate::mail::deliver::Delivery;
+use crate::mail::digest::Digests;
+use crate::mail::token::SigningKey;
 use crate::render::Templates;
-use crate::store::Store;
+use crate::store::{Frequency, Store};
 use crate::web::{self, AppState};
 use crate::{cli, ingest, publish};
 
@@ -29,6 +33,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// How often a replica checks whether another one changed the store.
 const VERSION_POLL: Duration = Duration::from_secs(5);
+/// Wait before trying a digest period again after the store failed.
+const DIGEST_RETRY: Duration = Duration::from_secs(60);
 
 /// Keeps the served feeds in step with the store's feed version.
 struct Publisher {
@@ -98,6 +104,18 @@ pub async fn run_on(
         published_version: Mutex::new(None),
     });
     publisher.refresh_if_moved().await;
+    let templates = Arc::new(Templates::new("templates"));
+    let signing_key = SigningKey::load(&store, config::process_env("TIDINGS_SECRET")).await?;
+    let mail = Mail {
+        digests: Digests::new(
+            store.clone(),
+            config.clone(),
+            templates.clone(),
+            signing_key.clone(),
+        )?,
+        delivery: Delivery::new(store.clone(), &config.mail, clock.clone())?,
+        wake: Arc::new(Notify::new()),
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (leadership, lease_task) = Leadership::start(
         store.clone(),
@@ -105,14 +123,15 @@ pub async fn run_on(
         config.server.scheduler_lease,
         stop_rx.clone(),
     );
-    let mut background = start_background(&publisher, &leadership, stop_rx);
+    let mut background = start_background(&publisher, &leadership, &mail, stop_rx);
     background.push(lease_task);
     let state = AppState {
         store,
         feeds: publisher.cache.clone(),
-        templates: Arc::new(Templates::new("templates")),
+        templates,
         config: config.clone(),
         clock,
+        signing_key,
     };
     let address = listener
         .local_addr()
@@ -127,9 +146,18 @@ pub async fn run_on(
     served.context("the HTTP server failed")
 }
 
+/// The digest and delivery side of the daemon.
+struct Mail {
+    digests: Digests,
+    delivery: Delivery,
+    /// Nudges the delivery worker when a digest period queued something.
+    wake: Arc<Notify>,
+}
+
 fn start_background(
     publisher: &Arc<Publisher>,
     leadership: &Leadership,
+    mail: &Mail,
     stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(watch_version(publisher.clone(), stop.clone()))];
@@ -142,7 +170,73 @@ fn start_background(
         );
         tasks.push(tokio::spawn(task));
     }
+    for frequency in [Frequency::Weekly, Frequency::Daily] {
+        let task = digest_loop(
+            publisher.clock.clone(),
+            mail.digests.clone(),
+            frequency,
+            mail.wake.clone(),
+            leadership.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(task));
+    }
+    let delivery = mail.delivery.clone();
+    let wake = mail.wake.clone();
+    tasks.push(tokio::spawn(async move { delivery.run(wake, stop).await }));
     tasks
+}
+
+/// Queue `frequency`'s digests when a period is due: at start (the latest
+/// missed period, once) and then at each scheduled instant, computed in local
+/// time each time so clock changes never shift it. Only the replica holding
+/// the scheduler lease queues; the database claim makes a period once anyway.
+async fn digest_loop(
+    clock: Arc<dyn Clock>,
+    digests: Digests,
+    frequency: Frequency,
+    wake: Arc<Notify>,
+    mut leadership: Leadership,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            held = leadership.wait() => if !held { return },
+            _ = stop.changed() => return,
+        }
+        let failed = match digests
+            .enqueue_schedule(frequency, clock.now(), false)
+            .await
+        {
+            Ok(report) => {
+                if report.is_some_and(|r| r.queued > 0) {
+                    wake.notify_one();
+                }
+                false
+            }
+            Err(e) => {
+                error!(schedule = frequency.as_str(), error = %e, "could not queue digests; will retry");
+                true
+            }
+        };
+        let now = clock.now();
+        let Some(next) = digests.schedule(frequency).next_after(now) else {
+            warn!(
+                schedule = frequency.as_str(),
+                "digest schedule has no next run"
+            );
+            return;
+        };
+        let mut wait = (next - now).to_std().unwrap_or_default();
+        if failed {
+            // The period is still due: try again soon rather than at the next one.
+            wait = wait.min(DIGEST_RETRY);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Run one source at start and then at each scheduled instant, one run at

@@ -25,6 +25,8 @@ pub mod identity;
 pub mod ingest;
 /// Which replica runs scheduled work.
 pub mod leadership;
+/// Email: subscribers' digests, composing, the outbox worker, SMTP and `.eml` files.
+pub mod mail;
 /// Prometheus metrics of this process.
 pub mod metrics;
 /// Domain types without I/O.

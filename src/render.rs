@@ -20,6 +20,12 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("index.html", include_str!("../templates/index.html")),
     ("resource.html", include_str!("../templates/resource.html")),
     ("error.html", include_str!("../templates/error.html")),
+    (
+        "unsubscribe.html",
+        include_str!("../templates/unsubscribe.html"),
+    ),
+    ("digest.txt", include_str!("../templates/digest.txt")),
+    ("digest.html", include_str!("../templates/digest.html")),
 ];
 
 /// The stylesheet served at `/assets/style.css`.

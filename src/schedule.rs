@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 
@@ -42,7 +42,8 @@ impl Schedule {
 
     /// The first occurrence strictly after `after`, or `None` if there is none.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.tz);
+        // Whole seconds in, whole seconds out: croner carries a fraction through.
+        let local = after.trunc_subsecs(0).with_timezone(&self.tz);
         self.cron
             .find_next_occurrence(&local, false)
             .ok()
@@ -51,7 +52,7 @@ impl Schedule {
 
     /// The latest occurrence at or before `at`, or `None` if there is none.
     pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = at.with_timezone(&self.tz);
+        let local = at.trunc_subsecs(0).with_timezone(&self.tz);
         self.cron
             .find_previous_occurrence(&local, true)
             .ok()
@@ -108,5 +109,13 @@ mod tests {
             s.latest_at_or_before(utc(2025, 1, 2, 7, 59)),
             Some(utc(2025, 1, 1, 8, 0))
         );
+    }
+
+    #[test]
+    fn occurrences_are_whole_seconds_whatever_the_input() {
+        let s = Schedule::parse("0 0 8 * * *", chrono_tz::UTC).unwrap();
+        let at = utc(2025, 1, 2, 9, 0) + chrono::Duration::microseconds(936_729);
+        assert_eq!(s.latest_at_or_before(at), Some(utc(2025, 1, 2, 8, 0)));
+        assert_eq!(s.next_after(at), Some(utc(2025, 1, 3, 8, 0)));
     }
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::model::{Resource, Revision};
+use crate::model::{EntryDate, Resource, Revision};
 
 /// One resource, as `resources list --json` and `GET /api/resources` show it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -101,4 +101,48 @@ pub struct ResourceDetailJson {
 /// RFC 3339 in UTC with whole seconds, as every time in the JSON shapes.
 pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Characters of summary shown per resource in lists and digests.
+const EXCERPT_CHARS: usize = 280;
+
+/// "17 November 2020", or "May 2020" when only the month is known.
+pub fn date_text(date: EntryDate) -> String {
+    match date {
+        EntryDate::Day(d) => d.format("%-d %B %Y").to_string(),
+        EntryDate::Month(d) => d.format("%B %Y").to_string(),
+    }
+}
+
+/// The summary flattened to one line and cut at a word near 280 characters.
+pub fn excerpt(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= EXCERPT_CHARS {
+        return flat;
+    }
+    let cut: String = flat.chars().take(EXCERPT_CHARS).collect();
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn dates_read_as_people_write_them() {
+        let day = EntryDate::Day(NaiveDate::from_ymd_opt(2020, 11, 7).unwrap());
+        assert_eq!(date_text(day), "7 November 2020");
+        assert_eq!(date_text(EntryDate::month(2020, 5).unwrap()), "May 2020");
+    }
+
+    #[test]
+    fn long_summaries_are_cut_at_a_word() {
+        let text = "word ".repeat(100);
+        let cut = excerpt(&text);
+        assert!(cut.chars().count() <= EXCERPT_CHARS + 1);
+        assert!(cut.ends_with("word…"));
+        assert_eq!(excerpt("short\n\n text"), "short text");
+    }
 }

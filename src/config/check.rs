@@ -441,6 +441,20 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
     if concurrency == 0 {
         p.add("mail.concurrency", "must be at least 1");
     }
+    if raw.timeout_s == Some(0) {
+        p.add("mail.timeout_s", "must be at least 1");
+    }
+    let max_attempts = raw.max_attempts.unwrap_or(10);
+    if max_attempts == 0 {
+        p.add("mail.max_attempts", "must be at least 1");
+    }
+    if let Some(mailto) = &raw.unsubscribe_mailto {
+        let address = mailto.strip_prefix("mailto:").unwrap_or(mailto);
+        p.take(
+            "mail.unsubscribe_mailto",
+            crate::mail::address::Email::parse(address).map(drop),
+        );
+    }
     Some(MailConfig {
         transport: transport?,
         from,
@@ -449,6 +463,8 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         rate_per_s: raw.rate_per_s,
         concurrency,
         timeout: Duration::from_secs(raw.timeout_s.unwrap_or(30)),
+        retry_base: Duration::from_secs(raw.retry_base_s.unwrap_or(60)),
+        max_attempts,
         admins: raw.admins,
     })
 }

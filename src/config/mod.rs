@@ -180,6 +180,10 @@ pub struct MailConfig {
     pub concurrency: u32,
     /// Bound on one send.
     pub timeout: Duration,
+    /// Wait before the first retry of a transient failure; doubled each time.
+    pub retry_base: Duration,
+    /// Attempts before a message that keeps failing transiently is marked failed.
+    pub max_attempts: u32,
     /// Who gets operator alerts.
     pub admins: Vec<String>,
 }

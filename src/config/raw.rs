@@ -101,6 +101,8 @@ pub struct RawMail {
     pub rate_per_s: Option<f64>,
     pub concurrency: Option<u32>,
     pub timeout_s: Option<u64>,
+    pub retry_base_s: Option<u64>,
+    pub max_attempts: Option<u32>,
     pub admins: Vec<String>,
 }
 

@@ -21,6 +21,10 @@ const COPY_ORDER: &[&str] = &[
     "source_runs",
     "source_state",
     "page_cache",
+    "settings",
+    "subscribers",
+    "digest_runs",
+    "outbox",
 ];
 
 /// Tables that are not data.

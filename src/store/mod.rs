@@ -1,15 +1,19 @@
 //! The store: resources, revisions, change events and run bookkeeping in SQLite
 //! or PostgreSQL, through sqlx's `Any` driver with one set of `$1`-style SQL.
 //! This file opens and migrates the database and defines the errors; reads live
-//! in `resources`, the ingest transaction in `apply`. Dialects differ only in
-//! the migrations (auto-increment, `STRICT`).
+//! in `resources`, the ingest transaction in `apply`, mail's tables in
+//! `subscribers`, `digests` and `outbox`. Dialects differ only in the
+//! migrations (auto-increment, `STRICT`) and in claiming outbox rows.
 
 mod apply;
 mod copy;
+mod digests;
 mod leases;
+mod outbox;
 mod pages;
 mod resources;
 mod rows;
+mod subscribers;
 
 use std::fmt;
 use std::path::Path;
@@ -20,8 +24,11 @@ use sqlx::migrate::{MigrateError, Migrator};
 
 pub use apply::AppliedRun;
 pub use copy::CopiedTable;
+pub use digests::{RunClaim, WindowEvent};
+pub use outbox::{Claimed, NewMessage, OutboxBacklog, OutboxMessage, QueuedDigest};
 pub use pages::CachedPage;
 pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
+pub use subscribers::{CategoryChoice, Frequency, NewSubscriber, Subscriber, SubscriberStatus};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -70,6 +77,12 @@ pub enum StoreError {
     #[error("{what} not found")]
     NotFound {
         /// What was looked for, e.g. "resource 0123abcd…".
+        what: String,
+    },
+    /// The row to add exists already.
+    #[error("{what} exists already")]
+    Exists {
+        /// What, e.g. "subscriber a…@example.org".
         what: String,
     },
     /// Another run of the same source committed since this one loaded its state;

@@ -7,6 +7,7 @@ mod error;
 mod feeds;
 mod ops;
 mod pages;
+mod subscribe;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::feeds::FeedCache;
+use crate::mail::token::SigningKey;
 use crate::render::Templates;
 use crate::store::Store;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The current time.
     pub clock: Arc<dyn Clock>,
+    /// Signs and checks subscriber tokens.
+    pub signing_key: SigningKey,
 }
 
 /// All routes.
@@ -51,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/feeds.opml", get(feeds::opml))
         .route("/api/resources", get(api::list))
         .route("/api/resources/{id}", get(api::show))
+        .route(
+            "/unsubscribe/{token}",
+            get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -10,16 +10,14 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, WebError};
-use crate::model::{Category, CategorySlug, EntryDate, Resource, ResourceId};
+use crate::model::{Category, CategorySlug, Resource, ResourceId};
 use crate::publish;
 use crate::render::STYLESHEET;
 use crate::store::ResourceFilter;
-use crate::views::{RevisionJson, rfc3339};
+use crate::views::{RevisionJson, date_text, excerpt, rfc3339};
 
 /// Resources shown on the front page at most.
 const INDEX_LIMIT: usize = 50;
-/// Characters of summary shown per resource on the front page.
-const EXCERPT_CHARS: usize = 280;
 
 /// Query of `GET /`.
 #[derive(Debug, Deserialize)]
@@ -120,24 +118,6 @@ impl From<&Resource> for ResourceView {
             withdrawn_at: r.withdrawn_at.map(rfc3339),
         }
     }
-}
-
-/// "17 November 2020", or "May 2020" when only the month is known.
-fn date_text(date: EntryDate) -> String {
-    match date {
-        EntryDate::Day(d) => d.format("%-d %B %Y").to_string(),
-        EntryDate::Month(d) => d.format("%B %Y").to_string(),
-    }
-}
-
-fn excerpt(text: &str) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= EXCERPT_CHARS {
-        return flat;
-    }
-    let cut: String = flat.chars().take(EXCERPT_CHARS).collect();
-    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
-    format!("{cut}…")
 }
 
 fn site_view(state: &AppState) -> SiteView {
@@ -296,27 +276,5 @@ fn not_found_page(state: &AppState) -> Response {
     match rendered {
         Ok(html) => (StatusCode::NOT_FOUND, Html(html)).into_response(),
         Err(e) => WebError::from(e).into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::NaiveDate;
-
-    #[test]
-    fn dates_read_as_people_write_them() {
-        let day = EntryDate::Day(NaiveDate::from_ymd_opt(2020, 11, 7).unwrap());
-        assert_eq!(date_text(day), "7 November 2020");
-        assert_eq!(date_text(EntryDate::month(2020, 5).unwrap()), "May 2020");
-    }
-
-    #[test]
-    fn long_summaries_are_cut_at_a_word() {
-        let text = "word ".repeat(100);
-        let cut = excerpt(&text);
-        assert!(cut.chars().count() <= EXCERPT_CHARS + 1);
-        assert!(cut.ends_with("word…"));
-        assert_eq!(excerpt("short\n\n text"), "short text");
     }
 }

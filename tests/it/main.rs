@@ -12,6 +12,8 @@ mod cli;
 mod copy;
 // Feeds read by real consumers: feedparser, jing, xmllint, newsboat.
 mod feeds;
+// Digests by email through real SMTP servers: content, unsubscribe, faults, crashes.
+mod digest;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
 // Scraping the fixture library: exact entries, 304s, a broken site, v1 -> v2 changes.

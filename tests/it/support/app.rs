@@ -66,6 +66,22 @@ impl TestApp {
         self.command(args).output().expect("tidings runs")
     }
 
+    /// Run a command with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        command.output().expect("tidings runs")
+    }
+
+    /// Start a command without waiting for it (stdout and stderr piped).
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tidings starts")
+    }
+
     /// Run a command that must succeed, returning its stdout.
     pub fn run_ok(&self, args: &[&str]) -> String {
         let output = self.run(args);

@@ -12,6 +12,8 @@ pub mod fixture_site;
 pub mod private_pg;
 /// A programmable HTTP server on loopback.
 pub mod site;
+/// SMTP servers on loopback: aiosmtpd (Maildir) and Postfix smtp-sink.
+pub mod smtp;
 
 /// An HTTP client for tests: no automatic decompression, so tests see what was sent.
 pub fn http() -> reqwest::Client {

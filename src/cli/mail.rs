@@ -1,0 +1,476 @@
+//! The mail commands: `subscribers add|list|remove|import`, `digest
+//! preview|send` and `outbox list|retry`. Each is a short function over
+//! `store`, `mail::digest` and `mail::deliver`; CSV parsing lives in `csv`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::Subcommand;
+use serde::Serialize;
+
+use super::{UsageError, open_store};
+use crate::clock::SharedClock;
+use crate::config::{self, Config};
+use crate::mail::address::Email;
+use crate::mail::deliver::{Delivery, DeliveryReport};
+use crate::mail::digest::{Digests, Period, PeriodReport};
+use crate::mail::token::{SigningKey, random_hex};
+use crate::model::CategorySlug;
+use crate::publish;
+use crate::render::Templates;
+use crate::store::{CategoryChoice, Frequency, NewSubscriber, ResourceFilter, Store};
+use crate::views::rfc3339;
+
+mod csv;
+
+/// `tidings subscribers …`.
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add one subscriber (pending unless --confirmed).
+    Add {
+        /// The address.
+        email: String,
+        /// Category slugs or names, comma-separated, or `all`.
+        #[arg(long, value_name = "a,b|all")]
+        categories: String,
+        /// `weekly` or `daily`.
+        #[arg(long, default_value = "weekly")]
+        frequency: String,
+        /// Confirmed now: digests start from this moment.
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// List subscribers.
+    List {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a subscriber.
+    Remove {
+        /// The address.
+        email: String,
+    },
+    /// Add every subscriber of a CSV file (email,categories,frequency), all or nothing.
+    Import {
+        /// The CSV file; a header row is optional, categories are `;`-separated or `all`.
+        file: PathBuf,
+        /// Confirmed now.
+        #[arg(long)]
+        confirmed: bool,
+    },
+}
+
+/// `tidings digest …`.
+#[derive(Debug, Subcommand)]
+pub enum DigestCommand {
+    /// Render the next digest: text on stdout, or HTML into a file.
+    Preview {
+        /// As this subscriber would get it (else every category since the last weekly period).
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+        /// Only this category.
+        #[arg(long, value_name = "SLUG")]
+        category: Option<String>,
+        /// Write the HTML part here instead of printing the text part.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Queue the digests that are due, then deliver what is queued.
+    Send {
+        /// Count what would be queued; queue and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Make this moment a digest period (its key is the current minute).
+        #[arg(long)]
+        now: bool,
+    },
+}
+
+/// `tidings outbox …`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List outgoing messages, newest first.
+    List {
+        /// Only failed ones.
+        #[arg(long)]
+        failed: bool,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-queue a message (or every failed one) and deliver it now.
+    Retry {
+        /// The message's id.
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<i64>,
+        /// Every failed message.
+        #[arg(long)]
+        failed: bool,
+    },
+}
+
+/// Run a `subscribers` command.
+pub async fn subscribers(
+    config: &Config,
+    command: SubscribersCommand,
+    clock: &SharedClock,
+) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    match command {
+        SubscribersCommand::Add {
+            email,
+            categories,
+            frequency,
+            confirmed,
+        } => {
+            let known = known_categories(config, &store).await?;
+            let new = NewSubscriber {
+                email: Email::parse(&email).map_err(UsageError)?.to_string(),
+                categories: parse_categories(&categories, &known, ',').map_err(UsageError)?,
+                frequency: parse_frequency(&frequency).map_err(UsageError)?,
+                confirmed,
+                token_nonce: random_hex(16)?,
+            };
+            store.add_subscriber(&new, clock.now()).await?;
+            let state = if confirmed {
+                "confirmed"
+            } else {
+                "pending until confirmed"
+            };
+            println!("added {} ({state})", new.email);
+        }
+        SubscribersCommand::List { json } => list_subscribers(&store, json).await?,
+        SubscribersCommand::Remove { email } => {
+            let email = Email::parse(&email).map_err(UsageError)?;
+            if !store.remove_subscriber(email.as_str()).await? {
+                anyhow::bail!("no subscriber {email}");
+            }
+            println!("removed {email}");
+        }
+        SubscribersCommand::Import { file, confirmed } => {
+            import(config, &store, &file, confirmed, clock).await?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct SubscriberJson {
+    email: String,
+    categories: Vec<String>,
+    frequency: &'static str,
+    status: &'static str,
+}
+
+async fn list_subscribers(store: &Store, json: bool) -> Result<()> {
+    let rows: Vec<SubscriberJson> = store
+        .list_subscribers()
+        .await?
+        .into_iter()
+        .map(|s| SubscriberJson {
+            categories: s.categories.names(),
+            frequency: s.frequency.as_str(),
+            status: s.status.as_str(),
+            email: s.email,
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    for s in &rows {
+        writeln!(
+            out,
+            "{:40}  {:12}  {:6}  {}",
+            s.email,
+            s.status,
+            s.frequency,
+            s.categories.join(",")
+        )?;
+    }
+    Ok(())
+}
+
+async fn import(
+    config: &Config,
+    store: &Store,
+    file: &Path,
+    confirmed: bool,
+    clock: &SharedClock,
+) -> Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("could not read {}", file.display()))?;
+    let known = known_categories(config, store).await?;
+    let rows = csv::subscribers(&text, &known, confirmed).map_err(|(line, why)| {
+        anyhow::anyhow!(
+            "{} line {line}: {why}; nothing was imported",
+            file.display()
+        )
+    })?;
+    let added = store.import_subscribers(&rows, clock.now()).await?;
+    println!(
+        "imported {added} subscribers ({} already subscribed)",
+        rows.len() - added
+    );
+    Ok(())
+}
+
+/// Category slugs a subscriber may choose: configured, "other", and any in the store.
+async fn known_categories(config: &Config, store: &Store) -> Result<Vec<CategorySlug>> {
+    let resources = store
+        .list_resources(&ResourceFilter {
+            include_withdrawn: true,
+            ..ResourceFilter::default()
+        })
+        .await?;
+    Ok(publish::feed_categories(config, &resources)
+        .into_iter()
+        .map(|c| c.slug)
+        .collect())
+}
+
+/// `all`, or names/slugs separated by `sep`, each a known category.
+fn parse_categories(
+    text: &str,
+    known: &[CategorySlug],
+    sep: char,
+) -> Result<CategoryChoice, String> {
+    if text.trim().eq_ignore_ascii_case("all") {
+        return Ok(CategoryChoice::All);
+    }
+    let mut slugs = Vec::new();
+    for name in text.split(sep).map(str::trim).filter(|n| !n.is_empty()) {
+        let slug = CategorySlug::from_name(name);
+        if !known.contains(&slug) {
+            let names: Vec<&str> = known.iter().map(CategorySlug::as_str).collect();
+            return Err(format!(
+                "unknown category {name:?} (known: {}, or all)",
+                names.join(", ")
+            ));
+        }
+        if !slugs.contains(&slug) {
+            slugs.push(slug);
+        }
+    }
+    if slugs.is_empty() {
+        return Err("no categories given (use slugs, or all)".to_owned());
+    }
+    Ok(CategoryChoice::Only(slugs))
+}
+
+fn parse_frequency(text: &str) -> Result<Frequency, String> {
+    Frequency::parse(text).ok_or_else(|| format!("frequency {text:?} is not weekly or daily"))
+}
+
+/// What `digest` commands need, opened once.
+async fn digests(config: &Config) -> Result<(Store, Digests)> {
+    let store = open_store(config).await?;
+    let key = SigningKey::load(&store, config::process_env("TIDINGS_SECRET")).await?;
+    let templates = Arc::new(Templates::new("templates"));
+    let digests = Digests::new(store.clone(), Arc::new(config.clone()), templates, key)?;
+    Ok((store, digests))
+}
+
+/// Run a `digest` command.
+pub async fn digest(
+    config: &Config,
+    command: DigestCommand,
+    clock: &SharedClock,
+) -> Result<ExitCode> {
+    let (store, digests) = digests(config).await?;
+    match command {
+        DigestCommand::Preview {
+            email,
+            category,
+            html,
+        } => {
+            let email = email
+                .map(|e| Email::parse(&e).map_err(UsageError))
+                .transpose()?;
+            let category = category.as_deref().map(CategorySlug::from_name);
+            let Some(rendered) = digests
+                .preview(email.as_ref().map(Email::as_str), category, clock.now())
+                .await?
+            else {
+                println!("nothing new for this digest");
+                return Ok(ExitCode::SUCCESS);
+            };
+            match html {
+                Some(path) => {
+                    std::fs::write(&path, &rendered.html)
+                        .with_context(|| format!("could not write {}", path.display()))?;
+                    println!(
+                        "{}\nwrote the HTML part to {}",
+                        rendered.subject,
+                        path.display()
+                    );
+                }
+                None => print!("Subject: {}\n\n{}", rendered.subject, rendered.text),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DigestCommand::Send { dry_run, now } => {
+            send(config, &store, &digests, dry_run, now, clock).await
+        }
+    }
+}
+
+async fn send(
+    config: &Config,
+    store: &Store,
+    digests: &Digests,
+    dry_run: bool,
+    now_flag: bool,
+    clock: &SharedClock,
+) -> Result<ExitCode> {
+    let now = clock.now();
+    let reports = if now_flag {
+        vec![digests.run(Period::now(now), now, dry_run).await?]
+    } else {
+        digests.enqueue_due(now, dry_run).await?
+    };
+    print_periods(&reports, dry_run);
+    if dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let delivery = Delivery::new(store.clone(), &config.mail, clock.clone())?;
+    let report = deliver(store, &delivery).await?;
+    finish(store, report).await
+}
+
+fn print_periods(reports: &[PeriodReport], dry_run: bool) {
+    if reports.is_empty() {
+        println!("no digest period is due");
+    }
+    for r in reports {
+        let period = rfc3339(r.period);
+        if !r.claimed {
+            println!(
+                "{} digest {period}: already queued by another run",
+                r.schedule
+            );
+            continue;
+        }
+        let verb = if dry_run { "would queue" } else { "queued" };
+        println!(
+            "{} digest {period}: {verb} {} of {} subscribers ({} with nothing new)",
+            r.schedule, r.queued, r.subscribers, r.empty
+        );
+    }
+}
+
+/// Drains the outbox, with a progress line on a terminal when there is much to send.
+async fn deliver(store: &Store, delivery: &Delivery) -> Result<DeliveryReport> {
+    let total = store.outbox_backlog().await?.queued;
+    let show = total >= 50 && std::io::stderr().is_terminal();
+    let progress = move |done: usize| {
+        if show && (done.is_multiple_of(25) || done as i64 == total) {
+            eprint!("\rsending {done}/{total}");
+        }
+    };
+    let report = delivery.drain(&progress).await?;
+    if show {
+        eprintln!();
+    }
+    println!(
+        "sent {}, {} queued for retry, {} failed",
+        report.sent, report.retrying, report.failed
+    );
+    Ok(report)
+}
+
+/// Exit 1 when something failed for good in this run or still waits for a retry.
+async fn finish(store: &Store, report: DeliveryReport) -> Result<ExitCode> {
+    let queued = store.outbox_backlog().await?.queued;
+    if report.failed == 0 && queued == 0 {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "error: {} message(s) failed and {queued} stay queued for retry; see tidings outbox list",
+        report.failed
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+#[derive(Serialize)]
+struct OutboxJson {
+    id: i64,
+    key: String,
+    kind: String,
+    recipient: String,
+    subject: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: String,
+    last_error: Option<String>,
+    sent_at: Option<String>,
+}
+
+/// Run an `outbox` command.
+pub async fn outbox(
+    config: &Config,
+    command: OutboxCommand,
+    clock: &SharedClock,
+) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    match command {
+        OutboxCommand::List { failed, json } => {
+            let rows: Vec<OutboxJson> = store
+                .list_outbox(failed)
+                .await?
+                .into_iter()
+                .map(|m| OutboxJson {
+                    id: m.id,
+                    key: m.idem_key,
+                    kind: m.kind,
+                    recipient: m.recipient,
+                    subject: m.subject,
+                    status: m.status,
+                    attempts: m.attempts,
+                    next_attempt_at: rfc3339(m.next_attempt_at),
+                    last_error: m.last_error,
+                    sent_at: m.sent_at.map(rfc3339),
+                })
+                .collect();
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &rows)?;
+                writeln!(out)?;
+            } else {
+                for m in &rows {
+                    writeln!(
+                        out,
+                        "{:6}  {:8}  {:2}  {:12}  {:30}  {}  {}",
+                        m.id,
+                        m.status,
+                        m.attempts,
+                        m.kind,
+                        m.recipient,
+                        m.subject,
+                        m.last_error.as_deref().unwrap_or("")
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Retry { id, failed: _ } => {
+            let moved = store.requeue(id, clock.now()).await?;
+            if moved == 0 && id.is_some() {
+                anyhow::bail!(
+                    "no queued or failed outbox message with id {}",
+                    id.unwrap_or_default()
+                );
+            }
+            println!("re-queued {moved} message(s)");
+            let delivery = Delivery::new(store.clone(), &config.mail, clock.clone())?;
+            let report = deliver(&store, &delivery).await?;
+            finish(&store, report).await
+        }
+    }
+}

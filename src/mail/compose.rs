@@ -1,0 +1,209 @@
+//! Composing messages with lettre's builder: From, Reply-To, To, Date, a
+//! stable Message-ID, `List-Id`, `List-Unsubscribe` (+ `-Post`, RFC 8058),
+//! `X-Tidings-Kind`, and a multipart/alternative text + HTML body. lettre
+//! encodes headers (RFC 2047) and refuses line breaks in them; text that came
+//! from a source is also passed through `address::header_text` first.
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::MailError;
+use super::address::{Email, header_text};
+use crate::config::{MailConfig, SiteConfig};
+
+/// A mailbox from config text such as `Name <a@b.example>`.
+pub fn mailbox(text: &str) -> Result<Mailbox, MailError> {
+    text.parse()
+        .map_err(|e| MailError::Compose(format!("{:?} is not a mailbox: {e}", header_text(text))))
+}
+
+/// What every message shares: sender, list identity, unsubscribe addresses.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    list_id: String,
+    unsubscribe_mailto: Option<Email>,
+    id_domain: String,
+    base_url: Url,
+}
+
+/// One message to compose.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    /// `X-Tidings-Kind`: digest, announcement, confirmation or alert.
+    pub kind: &'static str,
+    /// The recipient's address (validated when stored).
+    pub to: &'a str,
+    /// The subject; control characters are removed.
+    pub subject: &'a str,
+    /// The outbox key; the Message-ID derives from it, so a resend keeps the same id.
+    pub idem_key: &'a str,
+    /// The subscriber's token, for the unsubscribe link.
+    pub token: &'a str,
+    /// The `Date` header.
+    pub date: DateTime<Utc>,
+    /// The text/plain part.
+    pub text: String,
+    /// The text/html part.
+    pub html: String,
+}
+
+impl Sender {
+    /// The sender for a site and its mail settings.
+    pub fn new(site: &SiteConfig, mail: &MailConfig) -> Result<Self, MailError> {
+        let from = mailbox(&mail.from)?;
+        let reply_to = mail.reply_to.as_deref().map(mailbox).transpose()?;
+        let unsubscribe_mailto = mail
+            .unsubscribe_mailto
+            .as_deref()
+            .map(|m| Email::parse(m.trim_start_matches("mailto:")).map_err(MailError::Compose))
+            .transpose()?;
+        let host = site.base_url.host_str().unwrap_or("localhost");
+        let phrase: String = header_text(&site.title)
+            .chars()
+            .filter(|c| !matches!(c, '<' | '>' | '"' | '\\'))
+            .collect();
+        Ok(Self {
+            id_domain: from.email.domain().to_owned(),
+            list_id: format!("{phrase} <tidings.{host}>"),
+            from,
+            reply_to,
+            unsubscribe_mailto,
+            base_url: site.base_url.clone(),
+        })
+    }
+
+    /// The one-click unsubscribe URL for `token` (page on GET, unsubscribe on POST).
+    pub fn unsubscribe_url(&self, token: &str) -> String {
+        format!("{}unsubscribe/{token}", self.base_url)
+    }
+
+    /// The RFC 5322 bytes of `out`.
+    pub fn compose(&self, out: &Outgoing<'_>) -> Result<Vec<u8>, MailError> {
+        let to = mailbox(out.to)?;
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(header_text(out.subject))
+            .date(out.date.into())
+            .message_id(Some(self.message_id(out)));
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        let mut unsubscribe = format!("<{}>", self.unsubscribe_url(out.token));
+        if let Some(mailto) = &self.unsubscribe_mailto {
+            unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
+        }
+        let message = builder
+            .raw_header(header("List-Id", self.list_id.clone()))
+            .raw_header(header("List-Unsubscribe", unsubscribe))
+            // RFC 8058: a POST of this body to the HTTPS URL unsubscribes, no page needed.
+            .raw_header(header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".to_owned(),
+            ))
+            .raw_header(header("X-Tidings-Kind", out.kind.to_owned()))
+            .multipart(MultiPart::alternative_plain_html(
+                out.text.clone(),
+                out.html.clone(),
+            ))
+            .map_err(|e| MailError::Compose(e.to_string()))?;
+        Ok(message.formatted())
+    }
+
+    /// `<{hash of the key}.{kind}@{sender's domain}>`: the same for every attempt,
+    /// so a message re-sent after a crash is recognisably the same one.
+    fn message_id(&self, out: &Outgoing<'_>) -> String {
+        let hash = hex::encode(Sha256::digest(out.idem_key.as_bytes()));
+        format!("<{}.{}@{}>", &hash[..24], out.kind, self.id_domain)
+    }
+}
+
+fn header(name: &'static str, value: String) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), header_text(&value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::from_toml;
+
+    fn sender(extra: &str) -> Sender {
+        let config = from_toml(
+            &format!(
+                "[site]\ntitle = \"Library & Co <x>\"\nbase_url = \"https://feeds.example.org/\"\n\
+                 [mail]\nfrom = \"Library <news@example.org>\"\n{extra}"
+            ),
+            &|_| None,
+        )
+        .unwrap();
+        Sender::new(&config.site, &config.mail).unwrap()
+    }
+
+    fn outgoing<'a>(subject: &'a str) -> Outgoing<'a> {
+        Outgoing {
+            kind: "digest",
+            to: "reader@example.org",
+            subject,
+            idem_key: "digest/1/2025-01-06T08:00:00Z",
+            token: "1.abc",
+            date: chrono::DateTime::parse_from_rfc3339("2025-01-06T08:00:00Z")
+                .unwrap()
+                .to_utc(),
+            text: "plain".to_owned(),
+            html: "<p>html</p>".to_owned(),
+        }
+    }
+
+    fn header_lines(bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap().to_owned();
+        head.split("\r\n").map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn hostile_text_never_starts_a_header_line() {
+        let s =
+            sender("reply_to = \"help@example.org\"\nunsubscribe_mailto = \"leave@example.org\"");
+        let bytes = s
+            .compose(&outgoing("Hi\r\nBcc: victim@example.org\nX: y"))
+            .unwrap();
+        let lines = header_lines(&bytes);
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+            "{lines:#?}"
+        );
+        assert!(!lines.iter().any(|l| l.starts_with("X: ")), "{lines:#?}");
+        let has = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
+        assert!(
+            has("List-Unsubscribe: <https://feeds.example.org/unsubscribe/1.abc>"),
+            "{lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("<mailto:leave@example.org?subject=unsubscribe>"))
+        );
+        assert!(has("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(has("X-Tidings-Kind: digest"));
+        assert!(has("Reply-To: help@example.org"));
+        assert!(has("List-Id: "));
+    }
+
+    #[test]
+    fn the_message_id_is_stable_per_key() {
+        let s = sender("");
+        let a = header_lines(&s.compose(&outgoing("a")).unwrap());
+        let b = header_lines(&s.compose(&outgoing("b")).unwrap());
+        let id = |lines: &[String]| lines.iter().find(|l| l.starts_with("Message-ID:")).cloned();
+        assert!(id(&a).unwrap().ends_with(".digest@example.org>"));
+        assert_eq!(id(&a), id(&b));
+    }
+}

@@ -1,0 +1,292 @@
+//! The outbox worker: claim due rows, send each (at most `mail.concurrency`
+//! at once, at most `mail.rate_per_s` a second), and record the outcome the
+//! moment the server answers. 4xx, timeouts and dropped connections go back
+//! in the queue with exponential backoff; 5xx marks the row failed with the
+//! server's reply. A row claimed by a process that died stays `sending` until
+//! its lease (`claimed_until`) runs out, and is then claimed again.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use super::address::mask;
+use super::{MailError, Mailer, SendError};
+use crate::clock::SharedClock;
+use crate::config::MailConfig;
+use crate::store::{Claimed, Store};
+
+/// Rows claimed per round trip, per unit of concurrency.
+const BATCH_PER_SLOT: usize = 4;
+/// How often the daemon's worker looks for due rows when nobody nudges it.
+const POLL: StdDuration = StdDuration::from_secs(5);
+/// Longest backoff between two attempts.
+const MAX_BACKOFF_S: i64 = 6 * 3600;
+
+/// What a delivery pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Accepted by the server.
+    pub sent: usize,
+    /// Back in the queue for a later attempt.
+    pub retrying: usize,
+    /// Given up (5xx, or too many attempts).
+    pub failed: usize,
+}
+
+impl DeliveryReport {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Sent => self.sent += 1,
+            Outcome::Retrying => self.retrying += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Released => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Retrying,
+    Failed,
+    Released,
+}
+
+/// Spaces sends `interval` apart (the `mail.rate_per_s` limit).
+#[derive(Debug)]
+struct Pace {
+    interval: StdDuration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl Pace {
+    async fn wait(&self) {
+        let slot = {
+            let mut next = self.next.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+/// Sends what the outbox holds.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    store: Store,
+    mailer: Arc<Mailer>,
+    clock: SharedClock,
+    concurrency: usize,
+    timeout: StdDuration,
+    retry_base: StdDuration,
+    max_attempts: u32,
+    pace: Option<Arc<Pace>>,
+}
+
+impl Delivery {
+    /// A worker for `config`'s transport and limits.
+    pub fn new(store: Store, config: &MailConfig, clock: SharedClock) -> Result<Self, MailError> {
+        let pace = config.rate_per_s.map(|rate| {
+            Arc::new(Pace {
+                interval: StdDuration::from_secs_f64(1.0 / rate),
+                next: tokio::sync::Mutex::new(Instant::now()),
+            })
+        });
+        Ok(Self {
+            store,
+            mailer: Arc::new(Mailer::new(config)?),
+            clock,
+            concurrency: config.concurrency as usize,
+            timeout: config.timeout,
+            retry_base: config.retry_base,
+            max_attempts: config.max_attempts,
+            pace,
+        })
+    }
+
+    /// Sends every due row until none is left, also waiting out rows another
+    /// (perhaps dead) process holds, so a rerun after a crash finishes the job.
+    /// `progress` is told how many rows were handled so far.
+    pub async fn drain(
+        &self,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<DeliveryReport, MailError> {
+        let mut report = DeliveryReport::default();
+        loop {
+            self.pass(&mut report, progress).await?;
+            let backlog = self.store.outbox_backlog().await?;
+            let Some(until) = backlog.sending_until.filter(|_| backlog.sending > 0) else {
+                return Ok(report);
+            };
+            // Someone holds rows: wait until their lease runs out (they may be
+            // dead), bounded by the longest lease this process would take.
+            let wait = (until - self.clock.now()).to_std().unwrap_or_default();
+            let wait = wait.min(self.lease_length().to_std().unwrap_or_default());
+            debug!(
+                rows = backlog.sending,
+                wait_ms = wait.as_millis() as u64,
+                "waiting for rows claimed elsewhere"
+            );
+            tokio::time::sleep(wait + StdDuration::from_millis(200)).await;
+        }
+    }
+
+    /// The daemon's loop: deliver whenever nudged through `wake`, or every few seconds.
+    pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let mut report = DeliveryReport::default();
+            if let Err(e) = self.pass(&mut report, &|_| {}).await {
+                error!(error = %e, "outbox delivery failed; will try again");
+            } else if report != DeliveryReport::default() {
+                info!(
+                    sent = report.sent,
+                    retrying = report.retrying,
+                    failed = report.failed,
+                    "outbox delivered"
+                );
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                () = wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Claims and sends batches until no row is due.
+    async fn pass(
+        &self,
+        report: &mut DeliveryReport,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<(), MailError> {
+        let slots = Arc::new(Semaphore::new(self.concurrency));
+        let mut tasks: JoinSet<Outcome> = JoinSet::new();
+        let mut handled = 0;
+        loop {
+            let now = self.clock.now();
+            let batch = self.concurrency * BATCH_PER_SLOT;
+            let claimed = self
+                .store
+                .claim_outbox(now, now + self.lease_length(), batch)
+                .await?;
+            if claimed.is_empty() {
+                break;
+            }
+            for row in claimed {
+                let permit = Arc::clone(&slots)
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                if let Some(pace) = &self.pace {
+                    pace.wait().await;
+                }
+                let this = self.clone();
+                tasks.spawn(async move {
+                    let outcome = this.deliver(row).await;
+                    drop(permit);
+                    outcome
+                });
+                while let Some(done) = tasks.try_join_next() {
+                    handled += 1;
+                    report.add(done.unwrap_or(Outcome::Retrying));
+                    progress(handled);
+                }
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            handled += 1;
+            report.add(done.unwrap_or(Outcome::Retrying));
+            progress(handled);
+        }
+        Ok(())
+    }
+
+    /// A claim covers two send timeouts plus the time a batch waits for its
+    /// rate-limited turn, and a margin; `deliver` refuses to start a send
+    /// that could outlive it.
+    fn lease_length(&self) -> Duration {
+        let batch = (self.concurrency * BATCH_PER_SLOT) as f64;
+        let paced = self
+            .pace
+            .as_ref()
+            .map_or(0.0, |p| p.interval.as_secs_f64() * batch);
+        let seconds = 2.0 * self.timeout.as_secs_f64() + paced + 2.0;
+        Duration::milliseconds((seconds * 1000.0) as i64)
+    }
+
+    /// Sends one claimed row and records what happened.
+    async fn deliver(&self, row: Claimed) -> Outcome {
+        let lease_left = row.claimed_until - self.clock.now();
+        let needed = Duration::from_std(self.timeout).unwrap_or_default() + Duration::seconds(1);
+        if lease_left < needed {
+            // Its lease may run out mid-send and another worker claim it: hand it back.
+            return self.record(row.id, self.store.release(row.id).await, Outcome::Released);
+        }
+        let result = self
+            .mailer
+            .send(&row.recipient, &row.idem_key, &row.message)
+            .await;
+        let now = self.clock.now();
+        match result {
+            Ok(()) => {
+                debug!(outbox_id = row.id, recipient = %mask(&row.recipient), "sent");
+                self.record(
+                    row.id,
+                    self.store.mark_sent(row.id, now).await,
+                    Outcome::Sent,
+                )
+            }
+            Err(SendError::Transient(reason))
+                if (row.attempts as u64) < u64::from(self.max_attempts) =>
+            {
+                let next = now + self.backoff(row.attempts);
+                warn!(outbox_id = row.id, recipient = %mask(&row.recipient), attempts = row.attempts, error = %reason, retry_at = %next, "send failed; will retry");
+                self.record(
+                    row.id,
+                    self.store.mark_retry(row.id, next, &reason).await,
+                    Outcome::Retrying,
+                )
+            }
+            Err(e) => {
+                let reason = match &e {
+                    SendError::Transient(r) => {
+                        format!("gave up after {} attempts: {r}", row.attempts)
+                    }
+                    SendError::Permanent(r) => r.clone(),
+                };
+                warn!(outbox_id = row.id, recipient = %mask(&row.recipient), error = %reason, "send failed for good");
+                self.record(
+                    row.id,
+                    self.store.mark_failed(row.id, &reason).await,
+                    Outcome::Failed,
+                )
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        id: i64,
+        written: Result<(), crate::store::StoreError>,
+        outcome: Outcome,
+    ) -> Outcome {
+        if let Err(e) = written {
+            // The row stays `sending` until its lease runs out, then is tried again.
+            error!(outbox_id = id, error = %e, "could not record a delivery outcome");
+        }
+        outcome
+    }
+
+    /// `retry_base` × 2^(attempts − 1), at most six hours.
+    fn backoff(&self, attempts: i64) -> Duration {
+        let base = i64::try_from(self.retry_base.as_millis()).unwrap_or(i64::MAX);
+        let factor = 1i64 << attempts.clamp(1, 30).saturating_sub(1);
+        Duration::milliseconds(base.saturating_mul(factor).min(MAX_BACKOFF_S * 1000))
+    }
+}

@@ -1,0 +1,181 @@
+//! Email: the `Mailer` over lettre (pooled SMTP, or `.eml` files), with every
+//! send bounded by `mail.timeout` (lettre's own timeout covers only the
+//! connect) and its failure classified by `SendError`. Deciding who gets what
+//! is `digest`'s; composing is `compose`'s; the outbox worker is `deliver`'s.
+
+pub mod address;
+pub mod compose;
+pub mod deliver;
+pub mod digest;
+pub mod token;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::config::{MailConfig, MailTransport};
+use crate::store::StoreError;
+
+/// Why composing or queuing mail failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A template failed to render.
+    #[error("could not render template {name}: {reason}")]
+    Template {
+        /// The template's name.
+        name: String,
+        /// minijinja's message.
+        reason: String,
+    },
+    /// A message could not be built (a bad address, a bad header).
+    #[error("could not compose a message: {0}")]
+    Compose(String),
+    /// The transport could not be set up from the config.
+    #[error("mail.smtp_url is not usable: {0}")]
+    Transport(String),
+    /// The operating system gave no randomness.
+    #[error("could not read random bytes: {0}")]
+    Random(String),
+}
+
+/// Why one send failed, and what to do next (as lettre's errors say).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Try again later: a 4xx reply, a dropped connection, a timeout. The
+    /// server may already have the message if the connection dropped after the final dot.
+    #[error("{0}")]
+    Transient(String),
+    /// Do not retry: a 5xx reply, with the server's words.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl SendError {
+    /// True when a later attempt may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
+/// Where mail goes.
+#[derive(Clone)]
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(PathBuf),
+}
+
+/// Sends rendered messages through the configured transport.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    from: Address,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.transport {
+            Transport::Smtp(_) => "smtp",
+            Transport::File(_) => "file",
+        };
+        f.debug_struct("Mailer").field("transport", &kind).finish()
+    }
+}
+
+impl Mailer {
+    /// A mailer for `config`: a pool of up to `concurrency` SMTP connections
+    /// (plain, STARTTLS or TLS and credentials from the URL), or a folder.
+    pub fn new(config: &MailConfig) -> Result<Self, MailError> {
+        let transport = match &config.transport {
+            MailTransport::File { dir } => Transport::File(dir.clone()),
+            MailTransport::Smtp { url } => {
+                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| MailError::Transport(e.to_string()))?;
+                let pool = PoolConfig::new().max_size(config.concurrency);
+                Transport::Smtp(
+                    builder
+                        .timeout(Some(config.timeout))
+                        .pool_config(pool)
+                        .build(),
+                )
+            }
+        };
+        let from = compose::mailbox(&config.from)?.email;
+        Ok(Self {
+            transport,
+            from,
+            timeout: config.timeout,
+        })
+    }
+
+    /// Send `message` to `recipient`, within the configured timeout.
+    /// `name` (the idempotency key) names the `.eml` file, so a resend overwrites it.
+    pub async fn send(&self, recipient: &str, name: &str, message: &[u8]) -> Result<(), SendError> {
+        let sending = self.send_unbounded(recipient, name, message);
+        match tokio::time::timeout(self.timeout, sending).await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Transient(format!(
+                "no answer within {} s",
+                self.timeout.as_secs_f64()
+            ))),
+        }
+    }
+
+    async fn send_unbounded(
+        &self,
+        recipient: &str,
+        name: &str,
+        message: &[u8],
+    ) -> Result<(), SendError> {
+        match &self.transport {
+            Transport::Smtp(smtp) => {
+                let to: Address = recipient
+                    .parse()
+                    .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?;
+                let envelope = Envelope::new(Some(self.from.clone()), vec![to])
+                    .map_err(|e| SendError::Permanent(format!("bad envelope: {e}")))?;
+                smtp.send_raw(&envelope, message)
+                    .await
+                    .map(drop)
+                    .map_err(classify)
+            }
+            Transport::File(dir) => write_eml(dir, name, message).await.map_err(|e| {
+                SendError::Transient(format!("could not write to {}: {e}", dir.display()))
+            }),
+        }
+    }
+}
+
+/// 5xx is final; 4xx, network errors and a dropped connection are worth retrying.
+fn classify(e: lettre::transport::smtp::Error) -> SendError {
+    if e.is_permanent() {
+        SendError::Permanent(e.to_string())
+    } else {
+        SendError::Transient(e.to_string())
+    }
+}
+
+/// Writes `{dir}/{name}.eml` atomically (a temporary file renamed into place).
+async fn write_eml(dir: &Path, name: &str, message: &[u8]) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = dir.join(format!("{safe}.eml"));
+    let partial = dir.join(format!(".{safe}.eml.partial"));
+    tokio::fs::write(&partial, message).await?;
+    tokio::fs::rename(&partial, &path).await
+}

@@ -1,0 +1,219 @@
+//! Digest bookkeeping: the claim on each (schedule, period) taken before
+//! anything is queued, the baseline a fresh database records instead of
+//! catching up, and the new and changed resources of a time window.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::resources::ChangeKind;
+use super::rows::{self, resource_columns};
+use super::{Store, StoreError, format_time, parse_time};
+use crate::model::{Resource, ResourceId};
+
+/// A resource that is new or changed in a window, with when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowEvent {
+    /// Its latest new, reappeared or changed event.
+    pub latest_at: DateTime<Utc>,
+    /// Its latest new or reappeared event, if it had one in the window.
+    pub new_at: Option<DateTime<Utc>>,
+    /// The resource as it is now.
+    pub resource: Resource,
+}
+
+impl WindowEvent {
+    /// For a subscriber whose window starts at `start`: `None` if nothing
+    /// happened after `start`, else whether it is new or changed to them.
+    pub fn kind_after(&self, start: DateTime<Utc>) -> Option<ChangeKind> {
+        if self.latest_at <= start {
+            return None;
+        }
+        Some(match self.new_at {
+            Some(at) if at > start => ChangeKind::New,
+            _ => ChangeKind::Changed,
+        })
+    }
+}
+
+/// The outcome of claiming a digest period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunClaim {
+    /// This process runs the period.
+    Claimed,
+    /// Another process has it (or finished it).
+    Taken,
+}
+
+impl Store {
+    /// Claims period `period` of `schedule` until `lease_until`: a new row, or
+    /// one whose claimer died before finishing (its lease ran out).
+    pub async fn claim_digest_run(
+        &self,
+        schedule: &str,
+        period: DateTime<Utc>,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<RunClaim, StoreError> {
+        let action = || format!("claim the {schedule} digest of {}", format_time(period));
+        let inserted = sqlx::query(
+            "INSERT INTO digest_runs (schedule, period, claimed_at, claimed_until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (schedule, period) DO NOTHING",
+        )
+        .bind(schedule)
+        .bind(format_time(period))
+        .bind(format_time(now))
+        .bind(format_time(lease_until))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db(action()))?;
+        if inserted.rows_affected() == 1 {
+            return Ok(RunClaim::Claimed);
+        }
+        let taken_over = sqlx::query(
+            "UPDATE digest_runs SET claimed_at = $3, claimed_until = $4 WHERE schedule = $1 \
+             AND period = $2 AND finished_at IS NULL AND claimed_until < $3",
+        )
+        .bind(schedule)
+        .bind(format_time(period))
+        .bind(format_time(now))
+        .bind(format_time(lease_until))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db(action()))?;
+        Ok(if taken_over.rows_affected() == 1 {
+            RunClaim::Claimed
+        } else {
+            RunClaim::Taken
+        })
+    }
+
+    /// Marks a claimed period done, with how many digests it queued.
+    pub async fn finish_digest_run(
+        &self,
+        schedule: &str,
+        period: DateTime<Utc>,
+        queued: usize,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE digest_runs SET finished_at = $3, queued = $4 WHERE schedule = $1 AND period = $2",
+        )
+        .bind(schedule)
+        .bind(format_time(period))
+        .bind(format_time(at))
+        .bind(i64::try_from(queued).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(StoreError::db(format!("finish the {schedule} digest run")))
+    }
+
+    /// Records `period` as a finished run that sent nothing: the starting point
+    /// on a fresh database, so only later periods count as missed.
+    pub async fn record_digest_baseline(
+        &self,
+        schedule: &str,
+        period: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO digest_runs (schedule, period, claimed_at, claimed_until, finished_at, \
+             baseline) VALUES ($1, $2, $3, $3, $3, 1) ON CONFLICT (schedule, period) DO NOTHING",
+        )
+        .bind(schedule)
+        .bind(format_time(period))
+        .bind(format_time(at))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(StoreError::db(format!(
+            "record the {schedule} digest baseline"
+        )))
+    }
+
+    /// The latest recorded period of `schedule`, if any run was ever recorded.
+    pub async fn last_digest_period(
+        &self,
+        schedule: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let latest: Option<String> =
+            sqlx::query_scalar("SELECT MAX(period) FROM digest_runs WHERE schedule = $1")
+                .bind(schedule)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::db(format!("read the last {schedule} digest")))?;
+        latest
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(StoreError::db(format!("read the last {schedule} digest")))
+    }
+
+    /// Resources (not withdrawn) with a new, reappeared or changed event in
+    /// (`after`, `until`], one per resource, by their latest event.
+    pub async fn window_events(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<WindowEvent>, StoreError> {
+        let action = "load the changes of a digest window";
+        let events = sqlx::query(
+            "SELECT resource_id, kind, at FROM change_events WHERE at > $1 AND at <= $2 \
+             AND kind IN ('new', 'changed', 'reappeared') ORDER BY at, id",
+        )
+        .bind(format_time(after))
+        .bind(format_time(until))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db(action))?;
+        let sql = concat!(
+            "SELECT ",
+            resource_columns!(),
+            " FROM resources WHERE withdrawn_at IS NULL AND id IN (SELECT resource_id FROM \
+             change_events WHERE at > $1 AND at <= $2)"
+        );
+        let resources = sqlx::query(sql)
+            .bind(format_time(after))
+            .bind(format_time(until))
+            .fetch_all(&self.pool)
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(rows::resource)
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(StoreError::db(action))?;
+        let mut by_id: std::collections::HashMap<ResourceId, WindowEvent> = resources
+            .into_iter()
+            .map(|resource| {
+                let event = WindowEvent {
+                    latest_at: after,
+                    new_at: None,
+                    resource,
+                };
+                (event.resource.id.clone(), event)
+            })
+            .collect();
+        for row in &events {
+            let decoded = (|| -> Result<(String, String, String), sqlx::Error> {
+                Ok((
+                    row.try_get("resource_id")?,
+                    row.try_get("kind")?,
+                    row.try_get("at")?,
+                ))
+            })();
+            let (id, kind, at) = decoded.map_err(StoreError::db(action))?;
+            let at = parse_time(&at).map_err(StoreError::db(action))?;
+            // Events come oldest first, so the last write of each field is the latest.
+            if let Some(event) = by_id.get_mut(&ResourceId(id)) {
+                event.latest_at = at;
+                if ChangeKind::parse(&kind) != Some(ChangeKind::Changed) {
+                    event.new_at = Some(at);
+                }
+            }
+        }
+        let mut latest: Vec<WindowEvent> = by_id.into_values().collect();
+        latest.sort_by(|a, b| (a.latest_at, &a.resource.id).cmp(&(b.latest_at, &b.resource.id)));
+        Ok(latest)
+    }
+}

@@ -1,0 +1,349 @@
+//! The outbox: every email, fully rendered, under a unique idempotency key.
+//! Queuing a digest claims the subscriber's window and inserts the message in
+//! one transaction; delivery claims due rows (the one dialect branch in the
+//! store: SQLite's write lock vs PostgreSQL's `FOR UPDATE SKIP LOCKED`), then
+//! records each outcome. Rows stuck in `sending` past `claimed_until` (a
+//! process that died mid-send) are claimable again.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Backend, Store, StoreError, format_time, parse_time};
+
+/// An email to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Unique: a second insert with the same key is a no-op.
+    pub idem_key: String,
+    /// `digest`, `announcement`, `confirmation` or `alert` (also `X-Tidings-Kind`).
+    pub kind: &'static str,
+    /// The envelope recipient.
+    pub recipient: String,
+    /// The subscriber it is for, if any.
+    pub subscriber_id: Option<i64>,
+    /// The subject, for `outbox list`.
+    pub subject: String,
+    /// The RFC 5322 message.
+    pub message: Vec<u8>,
+}
+
+/// A digest to queue, with the window it closes.
+#[derive(Debug, Clone)]
+pub struct QueuedDigest {
+    /// The message.
+    pub message: NewMessage,
+    /// The subscriber whose window it closes.
+    pub subscriber_id: i64,
+    /// Their `window_end` as read before rendering; the claim fails if it moved.
+    pub old_window_end: Option<DateTime<Utc>>,
+}
+
+/// An outbox row, without its bytes, for `outbox list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// Row id.
+    pub id: i64,
+    /// Idempotency key.
+    pub idem_key: String,
+    /// What kind of email.
+    pub kind: String,
+    /// Envelope recipient.
+    pub recipient: String,
+    /// Subject line.
+    pub subject: String,
+    /// `queued`, `sending`, `sent` or `failed`.
+    pub status: String,
+    /// Sends tried so far.
+    pub attempts: i64,
+    /// When it may next be tried.
+    pub next_attempt_at: DateTime<Utc>,
+    /// The last error (a server reply, a timeout…).
+    pub last_error: Option<String>,
+    /// When the server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A row claimed for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// Row id.
+    pub id: i64,
+    /// Envelope recipient.
+    pub recipient: String,
+    /// The bytes to send.
+    pub message: Vec<u8>,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// Idempotency key (names `.eml` files).
+    pub idem_key: String,
+    /// When the claim runs out and another worker may take the row.
+    pub claimed_until: DateTime<Utc>,
+}
+
+/// What is left in the outbox, for deciding whether to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxBacklog {
+    /// Queued rows waiting for a later retry.
+    pub queued: i64,
+    /// Rows another process is sending, and when the last claim runs out.
+    pub sending: i64,
+    /// The latest `claimed_until` among them.
+    pub sending_until: Option<DateTime<Utc>>,
+    /// Failed rows.
+    pub failed: i64,
+}
+
+const CLAIM_WHERE: &str = "(status = 'queued' AND next_attempt_at <= $1) \
+                           OR (status = 'sending' AND claimed_until < $1)";
+
+impl Store {
+    /// Queues digests, each in step with its subscriber's window, in one
+    /// transaction. A digest whose subscriber's window moved since it was read
+    /// (another process queued it) or who is no longer confirmed is skipped.
+    /// Returns how many were queued.
+    pub async fn queue_digests(
+        &self,
+        digests: &[QueuedDigest],
+        window_end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let action = "queue digests";
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(action))?;
+        let mut queued = 0;
+        for digest in digests {
+            let claimed = sqlx::query(
+                "UPDATE subscribers SET window_end = $1 WHERE id = $2 AND status = 'confirmed' \
+                 AND COALESCE(window_end, '') = COALESCE($3, '')",
+            )
+            .bind(format_time(window_end))
+            .bind(digest.subscriber_id)
+            .bind(digest.old_window_end.map(format_time))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(action))?;
+            if claimed.rows_affected() != 1 {
+                continue;
+            }
+            if insert_message(&mut tx, &digest.message, at)
+                .await
+                .map_err(StoreError::db(action))?
+            {
+                queued += 1;
+            } else {
+                // The key was queued before: this window was never sent, so it stays open.
+                sqlx::query("UPDATE subscribers SET window_end = $1 WHERE id = $2")
+                    .bind(digest.old_window_end.map(format_time))
+                    .bind(digest.subscriber_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(action))?;
+            }
+        }
+        tx.commit().await.map_err(StoreError::db(action))?;
+        Ok(queued)
+    }
+
+    /// Claims up to `limit` due rows until `lease_until`, counting an attempt on each.
+    pub async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        // SQLite: the UPDATE takes the database's write lock, so the inner SELECT
+        // and the update are one atomic step. PostgreSQL: SKIP LOCKED lets
+        // concurrent workers claim disjoint rows instead of queueing on locks.
+        let lock = match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2 \
+             WHERE id IN (SELECT id FROM outbox WHERE {CLAIM_WHERE} \
+             ORDER BY next_attempt_at, id LIMIT $3{lock}) \
+             RETURNING id, recipient, message, attempts, idem_key, claimed_until"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(format_time(now))
+            .bind(format_time(lease_until))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("claim outbox messages"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(Claimed {
+                    id: row.try_get("id")?,
+                    recipient: row.try_get("recipient")?,
+                    message: row.try_get("message")?,
+                    attempts: row.try_get("attempts")?,
+                    idem_key: row.try_get("idem_key")?,
+                    claimed_until: parse_time(&row.try_get::<String, _>("claimed_until")?)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::db("claim outbox messages"))
+    }
+
+    /// Records that the server accepted message `id`.
+    pub async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $2, claimed_until = NULL, \
+             last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(format_time(at));
+        self.record(query, id).await
+    }
+
+    /// Puts message `id` back in the queue until `next`, with the error that stopped it.
+    pub async fn mark_retry(
+        &self,
+        id: i64,
+        next: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $2, claimed_until = NULL, \
+             last_error = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(format_time(next))
+        .bind(error.to_owned());
+        self.record(query, id).await
+    }
+
+    /// Gives message `id` up, with the server's reply.
+    pub async fn mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = $2 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error.to_owned());
+        self.record(query, id).await
+    }
+
+    /// Returns a claimed row unsent (its lease was too short to start a send),
+    /// not counting the attempt.
+    pub async fn release(&self, id: i64) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET status = 'queued', claimed_until = NULL, \
+             attempts = attempts - 1 WHERE id = $1",
+        )
+        .bind(id);
+        self.record(query, id).await
+    }
+
+    async fn record(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        id: i64,
+    ) -> Result<(), StoreError> {
+        query
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(StoreError::db(format!(
+                "record the outcome of outbox message {id}"
+            )))
+    }
+
+    /// Outbox rows, newest first; only failed ones when `failed_only`.
+    pub async fn list_outbox(&self, failed_only: bool) -> Result<Vec<OutboxMessage>, StoreError> {
+        let sql = "SELECT id, idem_key, kind, recipient, subject, status, attempts, \
+                   next_attempt_at, last_error, sent_at FROM outbox \
+                   WHERE ($1 = 0 OR status = 'failed') ORDER BY id DESC";
+        let rows = sqlx::query(sql)
+            .bind(i64::from(failed_only))
+            .fetch_all(&self.pool)
+            .await;
+        rows.and_then(|rows| rows.iter().map(outbox_message).collect())
+            .map_err(StoreError::db("list the outbox"))
+    }
+
+    /// Re-queues message `id` (or, with `None`, every failed one) to be sent at `now`.
+    /// Sent messages are never re-queued. Returns how many rows moved.
+    pub async fn requeue(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let sql = "UPDATE outbox SET status = 'queued', next_attempt_at = $1, attempts = 0, \
+                   claimed_until = NULL WHERE status IN ('failed', 'queued') \
+                   AND (($2 IS NULL AND status = 'failed') OR id = $2)";
+        sqlx::query(sql)
+            .bind(format_time(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(StoreError::db("re-queue outbox messages"))
+    }
+
+    /// What is left: queued for later, being sent elsewhere, failed.
+    pub async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        let sql = "SELECT status, COUNT(*) AS n, MAX(claimed_until) AS until FROM outbox \
+                   WHERE status <> 'sent' GROUP BY status";
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::db("count the outbox"))?;
+        let mut backlog = OutboxBacklog::default();
+        for row in &rows {
+            let decode = || -> Result<(String, i64, Option<String>), sqlx::Error> {
+                Ok((
+                    row.try_get("status")?,
+                    row.try_get("n")?,
+                    row.try_get("until")?,
+                ))
+            };
+            let (status, n, until) = decode().map_err(StoreError::db("count the outbox"))?;
+            match status.as_str() {
+                "queued" => backlog.queued = n,
+                "failed" => backlog.failed = n,
+                _ => {
+                    backlog.sending = n;
+                    backlog.sending_until = until.as_deref().and_then(|t| parse_time(t).ok());
+                }
+            }
+        }
+        Ok(backlog)
+    }
+}
+
+/// Inserts unless the key exists; true when a row was added.
+async fn insert_message(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    m: &NewMessage,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "INSERT INTO outbox (idem_key, kind, recipient, subscriber_id, subject, message, status, \
+         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $7) \
+         ON CONFLICT (idem_key) DO NOTHING",
+    )
+    .bind(&m.idem_key)
+    .bind(m.kind)
+    .bind(&m.recipient)
+    .bind(m.subscriber_id)
+    .bind(&m.subject)
+    .bind(m.message.clone())
+    .bind(format_time(at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn outbox_message(row: &AnyRow) -> Result<OutboxMessage, sqlx::Error> {
+    let sent_at: Option<String> = row.try_get("sent_at")?;
+    Ok(OutboxMessage {
+        id: row.try_get("id")?,
+        idem_key: row.try_get("idem_key")?,
+        kind: row.try_get("kind")?,
+        recipient: row.try_get("recipient")?,
+        subject: row.try_get("subject")?,
+        status: row.try_get("status")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: parse_time(&row.try_get::<String, _>("next_attempt_at")?)?,
+        last_error: row.try_get("last_error")?,
+        sent_at: sent_at.as_deref().map(parse_time).transpose()?,
+    })
+}

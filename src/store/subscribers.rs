@@ -1,0 +1,349 @@
+//! Subscribers and generated settings: adding (one, or a whole CSV file in one
+//! transaction), listing, removing, unsubscribing, and the confirmed
+//! subscribers a digest period is for. Addresses arrive already validated.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, format_time, parse_time};
+use crate::model::CategorySlug;
+
+/// How often a subscriber gets a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Frequency {
+    /// On `digest.schedule`.
+    Weekly,
+    /// On `digest.daily_schedule`.
+    Daily,
+}
+
+impl Frequency {
+    /// `weekly` or `daily`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Weekly => "weekly",
+            Self::Daily => "daily",
+        }
+    }
+
+    /// The frequency a name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "weekly" => Some(Self::Weekly),
+            "daily" => Some(Self::Daily),
+            _ => None,
+        }
+    }
+}
+
+/// Where a subscriber stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriberStatus {
+    /// Added, not yet confirmed: gets nothing but the confirmation.
+    Pending,
+    /// Gets digests.
+    Confirmed,
+    /// Asked to stop.
+    Unsubscribed,
+}
+
+impl SubscriberStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+            Self::Unsubscribed => "unsubscribed",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Confirmed, Self::Unsubscribed]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}
+
+/// The categories a subscriber chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CategoryChoice {
+    /// Every category, including ones added later.
+    All,
+    /// These slugs.
+    Only(Vec<CategorySlug>),
+}
+
+impl CategoryChoice {
+    /// True when resources of `slug` belong in this subscriber's digest.
+    pub fn includes(&self, slug: &CategorySlug) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(slugs) => slugs.contains(slug),
+        }
+    }
+
+    /// The stored form: `all` or slugs joined by commas.
+    pub fn stored(&self) -> String {
+        match self {
+            Self::All => "all".to_owned(),
+            Self::Only(slugs) => slugs
+                .iter()
+                .map(CategorySlug::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    /// The slugs, or `["all"]`, as `subscribers list --json` shows them.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Self::All => vec!["all".to_owned()],
+            Self::Only(slugs) => slugs.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    fn from_stored(text: &str) -> Self {
+        if text == "all" {
+            return Self::All;
+        }
+        let slugs = text.split(',').filter(|s| !s.is_empty());
+        Self::Only(slugs.map(CategorySlug::from_name).collect())
+    }
+}
+
+/// A subscriber as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    /// Row id; part of the subscriber's token.
+    pub id: i64,
+    /// Normalised address.
+    pub email: String,
+    /// What they get.
+    pub categories: CategoryChoice,
+    /// How often.
+    pub frequency: Frequency,
+    /// Where they stand.
+    pub status: SubscriberStatus,
+    /// Random; the token is an HMAC over it.
+    pub token_nonce: String,
+    /// When added.
+    pub created_at: DateTime<Utc>,
+    /// When confirmed; the first digest window starts here.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// End of the last digest window; the next starts here.
+    pub window_end: Option<DateTime<Utc>>,
+}
+
+impl Subscriber {
+    /// Where this subscriber's next digest window starts.
+    pub fn window_start(&self) -> Option<DateTime<Utc>> {
+        self.window_end.or(self.confirmed_at)
+    }
+}
+
+/// A subscriber to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubscriber {
+    /// Normalised address (see `mail::address::Email`).
+    pub email: String,
+    /// What they get.
+    pub categories: CategoryChoice,
+    /// How often.
+    pub frequency: Frequency,
+    /// Confirmed already (`--confirmed`), else pending.
+    pub confirmed: bool,
+    /// Random nonce for the token.
+    pub token_nonce: String,
+}
+
+const COLUMNS: &str = "id, email, categories, frequency, status, token_nonce, created_at, \
+                       confirmed_at, window_end";
+
+impl Store {
+    /// Adds one subscriber; `Exists` if the address is already there.
+    pub async fn add_subscriber(
+        &self,
+        new: &NewSubscriber,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("add a subscriber"))?;
+        if !insert_subscriber(&mut tx, new, at)
+            .await
+            .map_err(StoreError::db("add a subscriber"))?
+        {
+            return Err(StoreError::Exists {
+                what: format!("subscriber {}", crate::mail::address::mask(&new.email)),
+            });
+        }
+        let id = sqlx::query_scalar("SELECT id FROM subscribers WHERE email = $1")
+            .bind(&new.email)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(StoreError::db("add a subscriber"))?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("add a subscriber"))?;
+        Ok(id)
+    }
+
+    /// Adds every subscriber in one transaction; existing addresses are left as
+    /// they are. Returns how many were added.
+    pub async fn import_subscribers(
+        &self,
+        new: &[NewSubscriber],
+        at: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let action = "import subscribers";
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(action))?;
+        let mut added = 0;
+        for subscriber in new {
+            if insert_subscriber(&mut tx, subscriber, at)
+                .await
+                .map_err(StoreError::db(action))?
+            {
+                added += 1;
+            }
+        }
+        tx.commit().await.map_err(StoreError::db(action))?;
+        Ok(added)
+    }
+
+    /// Every subscriber, by address.
+    pub async fn list_subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM subscribers ORDER BY email");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await;
+        decode(rows).map_err(StoreError::db("list subscribers"))
+    }
+
+    /// One subscriber by id.
+    pub async fn subscriber(&self, id: i64) -> Result<Option<Subscriber>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await;
+        row.and_then(|r| r.as_ref().map(subscriber).transpose())
+            .map_err(StoreError::db(format!("load subscriber {id}")))
+    }
+
+    /// Confirmed subscribers (of `frequency`, or all) whose window ends before `end`.
+    pub async fn subscribers_due(
+        &self,
+        frequency: Option<Frequency>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<Subscriber>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM subscribers WHERE status = 'confirmed' \
+             AND ($1 IS NULL OR frequency = $1) AND confirmed_at < $2 \
+             AND (window_end IS NULL OR window_end < $2) ORDER BY id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(frequency.map(Frequency::as_str))
+            .bind(format_time(end))
+            .fetch_all(&self.pool)
+            .await;
+        decode(rows).map_err(StoreError::db("list subscribers due a digest"))
+    }
+
+    /// Deletes a subscriber; false if there was none with that address.
+    pub async fn remove_subscriber(&self, email: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM subscribers WHERE email = $1")
+            .bind(email)
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("remove a subscriber"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Marks a subscriber unsubscribed (idempotent); false if there is no such subscriber.
+    pub async fn unsubscribe(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE subscribers SET status = 'unsubscribed', \
+             unsubscribed_at = COALESCE(unsubscribed_at, $2) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(format_time(at))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db(format!("unsubscribe subscriber {id}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The stored value of setting `name`, storing `value` first if there is none.
+    /// Safe when several processes do this at once: the first insert wins.
+    pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String, StoreError> {
+        let action = || format!("read setting {name}");
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db(action()))?;
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db(action()))
+    }
+}
+
+/// Inserts unless the address exists; true when a row was added.
+async fn insert_subscriber(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    new: &NewSubscriber,
+    at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let (status, confirmed_at) = if new.confirmed {
+        (SubscriberStatus::Confirmed, Some(format_time(at)))
+    } else {
+        (SubscriberStatus::Pending, None)
+    };
+    let done = sqlx::query(
+        "INSERT INTO subscribers (email, categories, frequency, status, token_nonce, created_at, \
+         confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(&new.email)
+    .bind(new.categories.stored())
+    .bind(new.frequency.as_str())
+    .bind(status.as_str())
+    .bind(&new.token_nonce)
+    .bind(format_time(at))
+    .bind(confirmed_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn decode(rows: Result<Vec<AnyRow>, sqlx::Error>) -> Result<Vec<Subscriber>, sqlx::Error> {
+    rows?.iter().map(subscriber).collect()
+}
+
+fn subscriber(row: &AnyRow) -> Result<Subscriber, sqlx::Error> {
+    let bad = |what: &str, value: &str| sqlx::Error::Decode(format!("bad {what} {value:?}").into());
+    let frequency: String = row.try_get("frequency")?;
+    let status: String = row.try_get("status")?;
+    let time = |column: &str| -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        let text: Option<String> = row.try_get(column)?;
+        text.as_deref().map(parse_time).transpose()
+    };
+    Ok(Subscriber {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        categories: CategoryChoice::from_stored(&row.try_get::<String, _>("categories")?),
+        frequency: Frequency::parse(&frequency).ok_or_else(|| bad("frequency", &frequency))?,
+        status: SubscriberStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+        token_nonce: row.try_get("token_nonce")?,
+        created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+        confirmed_at: time("confirmed_at")?,
+        window_end: time("window_end")?,
+    })
+}
