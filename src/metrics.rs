@@ -49,12 +49,19 @@ const FEED_REQUESTS: Family = Family {
     kind: Kind::Counter,
 };
 
-const FAMILIES: [&Family; 5] = [
+const OUTBOX: Family = Family {
+    name: "tidings_outbox_messages",
+    help: "Outbox messages not yet sent, by status (queued, sending, failed).",
+    kind: Kind::Gauge,
+};
+
+const FAMILIES: [&Family; 6] = [
     &INGEST_RUNS,
     &ENTRIES_SEEN,
     &CHANGE_EVENTS,
     &LAST_SUCCESS,
     &FEED_REQUESTS,
+    &OUTBOX,
 ];
 
 /// Series values keyed by family name, then by the rendered label set.
@@ -124,6 +131,13 @@ pub fn record_ingest(run: &IngestOutcome<'_>) {
 pub fn record_feed_request(not_modified: bool) {
     let status = if not_modified { "304" } else { "200" };
     add(&FEED_REQUESTS, &[("status", status)], 1.0);
+}
+
+/// Set the outbox depth, read from the store when `/metrics` is scraped.
+pub fn record_outbox(queued: i64, sending: i64, failed: i64) {
+    for (status, count) in [("queued", queued), ("sending", sending), ("failed", failed)] {
+        set(&OUTBOX, &[("status", status)], count as f64);
+    }
 }
 
 /// Every metric in the Prometheus text format (version 0.0.4).

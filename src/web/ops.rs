@@ -32,8 +32,13 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
     }
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics() -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text format; the outbox depth is read now.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.outbox_backlog()).await {
+        Ok(Ok(b)) => crate::metrics::record_outbox(b.queued, b.sending, b.failed),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not read the outbox depth"),
+        Err(_) => tracing::warn!("reading the outbox depth timed out"),
+    }
     (
         [(
             header::CONTENT_TYPE,

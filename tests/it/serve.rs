@@ -271,6 +271,7 @@ async fn metrics_count_runs_and_feed_requests_in_prometheus_format() {
     assert!(metrics["tidings_source_last_success_timestamp_seconds{source=seeds}"] > 1.7e9);
     assert!(metrics["tidings_feed_requests_total{status=200}"] >= 2.0);
     assert_eq!(metrics["tidings_feed_requests_total{status=304}"], 1.0);
+    assert_eq!(metrics["tidings_outbox_messages{status=queued}"], 0.0);
 }
 
 #[tokio::test]
