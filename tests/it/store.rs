@@ -31,7 +31,7 @@ async fn run(store: &Store, snapshot: &[Observed], day: u32, opts: ReconcileOpti
         .stored_for_reconcile(SOURCE, &identities)
         .await
         .expect("state loads");
-    let set = reconcile(&state.stored, snapshot.to_vec(), &opts);
+    let set = reconcile(&state.stored, snapshot, &opts);
     store
         .apply(SOURCE, &set, snapshot.len(), state.run_seq, at(day))
         .await
@@ -239,11 +239,7 @@ async fn concurrent_applies_write_each_event_once() {
             .collect();
         for _ in 0..2 {
             let state = first.stored_for_reconcile(SOURCE, &[]).await.unwrap();
-            let set = reconcile(
-                &state.stored,
-                snapshot.clone(),
-                &ReconcileOptions::default(),
-            );
+            let set = reconcile(&state.stored, &snapshot, &ReconcileOptions::default());
             let (x, y) = tokio::join!(
                 first.apply(SOURCE, &set, 20, state.run_seq, at(1)),
                 second.apply(SOURCE, &set, 20, state.run_seq, at(1)),
