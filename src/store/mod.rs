@@ -5,6 +5,7 @@
 //! the migrations (auto-increment, `STRICT`).
 
 mod apply;
+mod batch;
 mod pages;
 mod resources;
 mod rows;
