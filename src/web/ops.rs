@@ -1,5 +1,7 @@
 //! Endpoints for operators and orchestrators: liveness and readiness.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 
@@ -11,7 +13,7 @@ pub async fn healthz() -> &'static str {
 }
 
 /// `GET /readyz`: the database answers and every migration is applied.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
     match state.store.is_migrated().await {
         Ok(true) => (StatusCode::OK, "ready\n"),
         Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations not applied\n"),
