@@ -3,14 +3,16 @@
 //! transaction. A failing source is reported and changes nothing; it never
 //! stops the others. Used alike by `tidings ingest` and the daemon's schedule.
 
+use std::time::Instant;
+
 use serde::Serialize;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 use crate::categorize::Categorizer;
 use crate::clock::SharedClock;
 use crate::config::SourceConfig;
 use crate::metrics;
-use crate::model::Snapshot;
+use crate::model::{Entry, Snapshot};
 use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
 use crate::source::{self, SourceError};
 use crate::store::{Store, StoreError};
@@ -144,7 +146,7 @@ pub async fn run_all(ctx: Context<'_>, sources: &[SourceConfig]) -> IngestReport
 /// Run one source once and report what changed.
 #[instrument(skip_all, fields(source = %source.name))]
 pub async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let report = match fetch_and_apply(ctx, source).await {
         Ok(report) => report,
         Err(error) => {
@@ -190,25 +192,32 @@ async fn fetch_and_apply(
     ctx: Context<'_>,
     source: &SourceConfig,
 ) -> Result<SourceReport, RunError> {
+    let mut phase = Phase::start();
     let cached = ctx.store.cached_pages(&source.name).await?;
     let output = source::read(source, ctx.contact, cached, ctx.clock.clone()).await?;
-    let snapshot = output.snapshot;
+    let mut snapshot = output.snapshot;
+    phase.mark("fetch_parse");
     for warning in &snapshot.warnings {
         warn!(warning = %warning, "entry skipped");
     }
     check_plausible(ctx.store, source, &snapshot).await?;
-    let observed = observe(ctx.categorizer, &snapshot);
+    // The entries move into the observations; the report needs only the
+    // snapshot's warnings and whether it was partial.
+    let entries = std::mem::take(&mut snapshot.entries);
+    let observed = observe(ctx.categorizer, &snapshot.source, entries);
+    phase.mark("observe");
     let options = ReconcileOptions {
         withdraw_after: source.withdraw_after,
         count_missing: !snapshot.partial,
     };
-    let counts = apply_with_retry(ctx, &source.name, observed, &options).await?;
+    let counts = apply_with_retry(ctx, &source.name, observed, &options, &mut phase).await?;
     if let Some(pages) = output.pages
         && !ctx.dry_run
     {
         ctx.store
             .save_pages(&source.name, &pages, ctx.clock.now())
             .await?;
+        phase.mark("save_pages");
     }
     Ok(SourceReport::counted(&source.name, counts, &snapshot))
 }
@@ -243,17 +252,13 @@ async fn check_plausible(
     Ok(())
 }
 
-/// Give every entry its category, identity and fingerprint.
-fn observe(categorizer: &Categorizer, snapshot: &Snapshot) -> Vec<Observed> {
-    snapshot
-        .entries
-        .iter()
+/// Give every entry of `source` its category, identity and fingerprint.
+fn observe(categorizer: &Categorizer, source: &str, entries: Vec<Entry>) -> Vec<Observed> {
+    entries
+        .into_iter()
         .map(|entry| {
-            Observed::new(
-                &snapshot.source,
-                entry.clone(),
-                categorizer.categorize(entry),
-            )
+            let category = categorizer.categorize(&entry);
+            Observed::new(source, entry, category)
         })
         .collect()
 }
@@ -265,13 +270,16 @@ async fn apply_with_retry(
     source: &str,
     observed: Vec<Observed>,
     options: &ReconcileOptions,
+    phase: &mut Phase,
 ) -> Result<Counts, StoreError> {
     let identities: Vec<String> = observed.iter().map(|o| o.identity.clone()).collect();
     let mut attempt = 0;
     loop {
         let state = ctx.store.stored_for_reconcile(source, &identities).await?;
-        let changes = reconcile::reconcile(&state.stored, observed.clone(), options);
+        phase.mark("load");
+        let changes = reconcile::reconcile(&state.stored, &observed, options);
         let counts = changes.counts();
+        phase.mark("reconcile");
         if ctx.dry_run {
             return Ok(counts);
         }
@@ -288,7 +296,27 @@ async fn apply_with_retry(
         {
             Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
             Err(e) => return Err(e),
-            Ok(_) => return Ok(counts),
+            Ok(_) => {
+                phase.mark("apply");
+                return Ok(counts);
+            }
         }
+    }
+}
+
+/// Times the steps of one run, logged at debug level as `ingest phase`
+/// events (`benches/reconcile_scale.sh` reads them).
+struct Phase(Instant);
+
+impl Phase {
+    fn start() -> Self {
+        Self(Instant::now())
+    }
+
+    /// Log the time since the last mark as `phase`, and start the next one.
+    fn mark(&mut self, phase: &'static str) {
+        let elapsed_ms = self.0.elapsed().as_millis() as u64;
+        debug!(phase, elapsed_ms, "ingest phase");
+        self.0 = Instant::now();
     }
 }

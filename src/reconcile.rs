@@ -184,10 +184,12 @@ impl ChangeSet {
 ///
 /// `stored` holds the source's resources (withdrawn ones included) and any other
 /// resource whose identity was observed, as `Store::stored_for_reconcile` loads
-/// them; every stored resource not observed counts as missing.
+/// them; every stored resource not observed counts as missing. `observed` is
+/// borrowed: only the new, changed and reappeared entries are copied into the
+/// set, so a retry can reconcile the same snapshot again without a spare copy.
 pub fn reconcile(
     stored: &[StoredResource],
-    observed: Vec<Observed>,
+    observed: &[Observed],
     opts: &ReconcileOptions,
 ) -> ChangeSet {
     let observed = dedupe(observed);
@@ -198,13 +200,15 @@ pub fn reconcile(
     let mut set = ChangeSet::default();
     for obs in observed.values() {
         match by_identity.get(obs.identity.as_str()) {
-            None => set.new.push(obs.clone()),
+            None => set.new.push((*obs).clone()),
             Some(s) => classify_present(&mut set, s, obs),
         }
     }
     if opts.count_missing {
         for s in stored {
-            if s.resource.withdrawn_at.is_none() && !observed.contains_key(&s.resource.identity) {
+            if s.resource.withdrawn_at.is_none()
+                && !observed.contains_key(s.resource.identity.as_str())
+            {
                 classify_missing(&mut set, s, opts.withdraw_after);
             }
         }
@@ -215,13 +219,13 @@ pub fn reconcile(
 
 /// One observation per identity, chosen independently of entry order: the one
 /// with the smallest fingerprint, ties broken by the raw content.
-fn dedupe(observed: Vec<Observed>) -> BTreeMap<String, Observed> {
-    let mut out: BTreeMap<String, Observed> = BTreeMap::new();
+fn dedupe(observed: &[Observed]) -> BTreeMap<&str, &Observed> {
+    let mut out: BTreeMap<&str, &Observed> = BTreeMap::new();
     for obs in observed {
-        match out.get(&obs.identity) {
-            Some(kept) if tie_key(kept) <= tie_key(&obs) => {}
+        match out.get(obs.identity.as_str()) {
+            Some(kept) if tie_key(kept) <= tie_key(obs) => {}
             _ => {
-                out.insert(obs.identity.clone(), obs);
+                out.insert(obs.identity.as_str(), obs);
             }
         }
     }

@@ -27,6 +27,8 @@ pub struct ServedFeed {
     pub etag: String,
     /// When `body` last changed, in whole seconds (HTTP dates have no fractions).
     pub last_modified: DateTime<Utc>,
+    /// `last_modified` as an HTTP-date, formatted once rather than per request.
+    pub last_modified_http: String,
     /// HTTP content type, with charset.
     pub content_type: &'static str,
 }
@@ -36,11 +38,13 @@ impl ServedFeed {
     fn new(feed: RenderedFeed, now: DateTime<Utc>) -> Self {
         let etag = etag_of(&feed.body);
         let gzip = gzip(&feed.body);
+        let last_modified = whole_seconds(now);
         Self {
             body: Bytes::from(feed.body),
             gzip: Bytes::from(gzip),
             etag,
-            last_modified: whole_seconds(now),
+            last_modified,
+            last_modified_http: httpdate::fmt_http_date(last_modified.into()),
             content_type: feed.content_type,
         }
     }
@@ -314,6 +318,7 @@ mod tests {
         assert!(served.etag.starts_with('"') && served.etag.ends_with('"'));
         assert!(!served.etag.starts_with("W/"));
         assert_eq!(served.last_modified, at(0), "whole seconds");
+        assert_eq!(served.last_modified_http, "Wed, 01 May 2024 12:00:00 GMT");
         assert_eq!(served.content_type, "application/rss+xml; charset=utf-8");
         assert_eq!(cache.names(), ["all.rss"]);
         assert!(cache.get("other.rss").is_none());
@@ -379,6 +384,7 @@ mod tests {
             gzip: Bytes::new(),
             etag: etag.into(),
             last_modified: Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap(),
+            last_modified_http: "Wed, 01 May 2024 12:00:00 GMT".into(),
             content_type: crate::feeds::RSS_CONTENT_TYPE,
         }
     }

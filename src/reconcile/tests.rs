@@ -82,7 +82,7 @@ fn apply_mem(stored: &mut Vec<StoredResource>, set: &ChangeSet, now: DateTime<Ut
 }
 
 fn run(stored: &mut Vec<StoredResource>, snapshot: &[Observed], day: u32) -> ChangeSet {
-    let set = reconcile(stored, snapshot.to_vec(), &ReconcileOptions::default());
+    let set = reconcile(stored, snapshot, &ReconcileOptions::default());
     apply_mem(stored, &set, at(day));
     set
 }
@@ -184,7 +184,7 @@ fn partial_snapshot_counts_nothing_missing() {
         withdraw_after: 1,
         count_missing: false,
     };
-    let set = reconcile(&stored, vec![obs(entry("A", None, ""))], &opts);
+    let set = reconcile(&stored, &[obs(entry("A", None, ""))], &opts);
     assert_eq!(
         set,
         ChangeSet {
@@ -203,7 +203,7 @@ fn withdraw_after_one_withdraws_at_once_and_zero_acts_as_one() {
             withdraw_after,
             count_missing: true,
         };
-        let set = reconcile(&stored, Vec::new(), &opts);
+        let set = reconcile(&stored, &[], &opts);
         assert_eq!(set.withdrawn.len(), 1);
     }
 }
@@ -218,7 +218,7 @@ fn duplicates_keep_the_smallest_fingerprint() {
         &y
     };
     for snapshot in [vec![x.clone(), y.clone()], vec![y.clone(), x.clone()]] {
-        let set = reconcile(&[], snapshot, &ReconcileOptions::default());
+        let set = reconcile(&[], &snapshot, &ReconcileOptions::default());
         assert_eq!(set.new, std::slice::from_ref(want));
     }
 }
@@ -279,10 +279,10 @@ proptest! {
         run(&mut stored, &first, 1);
         run(&mut stored, &second, 2);
         let opts = ReconcileOptions { count_missing: false, ..ReconcileOptions::default() };
-        let again = reconcile(&stored, second.clone(), &opts);
+        let again = reconcile(&stored, &second, &opts);
         let distinct: std::collections::BTreeSet<_> = second.iter().map(|o| &o.identity).collect();
         prop_assert_eq!(again, ChangeSet { unchanged: distinct.len(), ..ChangeSet::default() });
-        let counted = reconcile(&stored, second, &ReconcileOptions::default());
+        let counted = reconcile(&stored, &second, &ReconcileOptions::default());
         prop_assert!(counted.new.is_empty() && counted.changed.is_empty());
         prop_assert!(counted.reappeared.is_empty() && counted.returned.is_empty());
     }
@@ -297,6 +297,6 @@ proptest! {
         let mut stored = Vec::new();
         run(&mut stored, &first, 1);
         let opts = ReconcileOptions::default();
-        prop_assert_eq!(reconcile(&stored, second, &opts), reconcile(&stored, shuffled, &opts));
+        prop_assert_eq!(reconcile(&stored, &second, &opts), reconcile(&stored, &shuffled, &opts));
     }
 }

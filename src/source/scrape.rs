@@ -43,7 +43,7 @@ pub async fn scrape(
     env: ScrapeEnv,
 ) -> Result<Scrape, SourceError> {
     let mut fetcher = Fetcher::new(policy(config, &env))?;
-    let cached: HashMap<String, CachedPage> =
+    let mut cached: HashMap<String, CachedPage> =
         env.cached.into_iter().map(|p| (p.url.clone(), p)).collect();
     let mut run = Run::default();
     let mut next = Some(config.url.clone());
@@ -55,9 +55,11 @@ pub async fn scrape(
             run.truncate(config.max_pages, &url);
             break;
         }
-        let prior = cached.get(url.as_str());
-        let (page_url, text) = fetch_page(&mut fetcher, &url, prior, &mut run).await?;
-        let parsed = html::parse_page(&text, &page_url, &config.select);
+        // Each URL is read once a run, so its stored copy can be moved out.
+        let prior = cached.remove(url.as_str());
+        let (page_url, page) = fetch_page(&mut fetcher, &url, prior, &mut run).await?;
+        let parsed = html::parse_page(&page.body, &page_url, &config.select);
+        run.pages.push(page);
         run.entries.extend(parsed.entries);
         run.warnings.extend(parsed.warnings);
         next = parsed.next_page;
@@ -76,27 +78,28 @@ fn policy(config: &HtmlSourceConfig, env: &ScrapeEnv) -> FetchPolicy {
 }
 
 /// Fetch one page (conditionally when a stored copy exists); returns the URL
-/// links resolve against and the page text.
+/// links resolve against and the page as it is to be stored, text included
+/// (moved, not copied: a single page can be tens of megabytes).
 async fn fetch_page(
     fetcher: &mut Fetcher,
     url: &Url,
-    prior: Option<&CachedPage>,
+    prior: Option<CachedPage>,
     run: &mut Run,
-) -> Result<(Url, String), SourceError> {
-    let validators = prior.map(|p| Validators {
+) -> Result<(Url, CachedPage), SourceError> {
+    let validators = prior.as_ref().map(|p| Validators {
         etag: p.etag.clone(),
         last_modified: p.last_modified.clone(),
     });
     match fetcher.get(url, validators.as_ref()).await? {
         Fetched::Page(page) => {
             run.visits.push(url.to_string());
-            run.pages.push(CachedPage {
+            let stored = CachedPage {
                 url: url.to_string(),
                 etag: page.validators.etag,
                 last_modified: page.validators.last_modified,
-                body: page.text.clone(),
-            });
-            Ok((page.url, page.text))
+                body: page.text,
+            };
+            Ok((page.url, stored))
         }
         Fetched::NotModified { .. } => {
             let prior = prior.ok_or_else(|| SourceError::Parse {
@@ -104,8 +107,7 @@ async fn fetch_page(
                 reason: "the server answered 304 to a request that was not conditional".to_owned(),
             })?;
             run.visits.push(format!("{url} (304)"));
-            run.pages.push(prior.clone());
-            Ok((url.clone(), prior.body.clone()))
+            Ok((url.clone(), prior))
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Writing one run of a source: a `ChangeSet` becomes resources, revisions and
 //! change events in ONE transaction, guarded by the source's `run_seq`, so two
 //! concurrent runs of a source never both write. Failed runs only bump counters.
+//! Rows are written a chunk per statement (`batch`), in the order of the set.
 
 use chrono::{DateTime, Utc};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AssertSqlSafe};
 
+use super::batch::{self, Placeholders};
 use super::resources::ChangeKind;
 use super::rows::Content;
-use super::{Store, StoreError, format_time};
+use super::{Backend, Store, StoreError, format_time};
 use crate::identity::{guid, resource_id};
 use crate::model::ResourceId;
 use crate::reconcile::{ChangeSet, Changed, Counts, FieldChange, Observed, Reappeared};
@@ -53,7 +55,7 @@ impl Store {
                 source_name: source.to_owned(),
             });
         }
-        let applied = write_changes(&mut tx, source, set, observed_count, at)
+        let applied = write_changes(&mut tx, self.backend, source, set, observed_count, at)
             .await
             .map_err(StoreError::db(action()))?;
         tx.commit().await.map_err(StoreError::db(action()))?;
@@ -115,18 +117,19 @@ async fn claim_run(
 /// Every write of a claimed run, one function per kind of change.
 async fn write_changes(
     tx: &mut Tx,
+    backend: Backend,
     source: &str,
     set: &ChangeSet,
     observed_count: usize,
     at: DateTime<Utc>,
 ) -> Result<AppliedRun, sqlx::Error> {
     let conn: &mut AnyConnection = tx;
-    insert_new(conn, source, &set.new, at).await?;
-    update_changed(conn, source, &set.changed, at).await?;
-    restore_reappeared(conn, source, &set.reappeared, at).await?;
-    count_missing(conn, &set.missing).await?;
-    withdraw(conn, source, &set.withdrawn, at).await?;
-    reset_returned(conn, &set.returned).await?;
+    insert_new(conn, backend, source, &set.new, at).await?;
+    update_changed(conn, backend, source, &set.changed, at).await?;
+    restore_reappeared(conn, backend, source, &set.reappeared, at).await?;
+    count_missing(conn, backend, &set.missing).await?;
+    withdraw(conn, backend, source, &set.withdrawn, at).await?;
+    reset_returned(conn, backend, &set.returned).await?;
     let counts = set.counts();
     let run_id = insert_run(conn, source, at, Some((counts, observed_count)), "").await?;
     let feed_version = if set.has_events() {
@@ -143,97 +146,137 @@ async fn write_changes(
     })
 }
 
+/// One new resource: id, source, identity, guid, title, link, summary,
+/// entry_date, category, category_slug, download, fingerprint, then
+/// published (the entry's date, else now), first_seen and updated (now).
+const RESOURCE_ROW: &str =
+    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, COALESCE({}, {}), {}, {})";
+/// One revision, in the column order of `insert_revisions`.
+const REVISION_ROW: &str = "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})";
+/// One change event, in the column order of `insert_events`.
+const EVENT_ROW: &str = "({}, {}, {}, {}, {})";
+
 async fn insert_new(
     conn: &mut AnyConnection,
+    backend: Backend,
     source: &str,
     new: &[Observed],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let now = format_time(at);
-    for obs in new {
-        let id = resource_id(&obs.identity);
-        let c = Content::of(obs);
-        sqlx::query(
+    for chunk in new.chunks(batch::ROWS) {
+        let rows: Vec<(ResourceId, Content)> = chunk
+            .iter()
+            .map(|obs| (resource_id(&obs.identity), Content::of(obs)))
+            .collect();
+        let sql = format!(
             "INSERT INTO resources (id, source, identity, guid, title, link, summary, entry_date, \
              category, category_slug, download, fingerprint, published, first_seen, updated) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, COALESCE($13, $14), $14, $14)",
-        )
-        .bind(id.0.as_str())
-        .bind(source)
-        .bind(obs.identity.as_str())
-        .bind(guid(&obs.identity))
-        .bind(&c.title)
-        .bind(c.link.clone())
-        .bind(&c.summary)
-        .bind(c.entry_date.clone())
-        .bind(&c.category)
-        .bind(&c.category_slug)
-        .bind(c.download.clone())
-        .bind(&c.fingerprint)
-        .bind(c.dated.clone())
-        .bind(&now)
-        .execute(&mut *conn)
-        .await?;
-        insert_revision(conn, &id, 1, &c, &now).await?;
-        insert_event(conn, &id, source, ChangeKind::New, &[], &now).await?;
+             VALUES {}",
+            Placeholders::new(backend).rows(RESOURCE_ROW, rows.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (obs, (id, c)) in chunk.iter().zip(&rows) {
+            query = query
+                .bind(id.0.as_str())
+                .bind(source)
+                .bind(obs.identity.as_str())
+                .bind(guid(&obs.identity))
+                .bind(c.title.as_str())
+                .bind(c.link.as_deref())
+                .bind(c.summary.as_str())
+                .bind(c.entry_date.as_deref())
+                .bind(c.category.as_str())
+                .bind(c.category_slug.as_str())
+                .bind(c.download.as_deref())
+                .bind(c.fingerprint.as_str())
+                .bind(c.dated.as_deref())
+                .bind(now.as_str())
+                .bind(now.as_str())
+                .bind(now.as_str());
+        }
+        query.execute(&mut *conn).await?;
+        let revisions: Vec<Version<'_>> = rows.iter().map(|(id, c)| (id, 1, c)).collect();
+        insert_revisions(conn, backend, &revisions, &now).await?;
+        let events: Vec<Event<'_>> = rows
+            .iter()
+            .map(|(id, _)| (id, ChangeKind::New, &[][..]))
+            .collect();
+        insert_events(conn, backend, source, &events, &now).await?;
     }
     Ok(())
 }
 
 async fn update_changed(
     conn: &mut AnyConnection,
+    backend: Backend,
     source: &str,
     changed: &[Changed],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let now = format_time(at);
-    for Changed {
-        id,
-        observed,
-        fields,
-    } in changed
-    {
-        update_content(conn, id, observed, &now).await?;
-        insert_event(conn, id, source, ChangeKind::Changed, fields, &now).await?;
+    for chunk in changed.chunks(batch::ROWS) {
+        let contents: Vec<Content> = chunk.iter().map(|c| Content::of(&c.observed)).collect();
+        let mut revisions = Vec::with_capacity(chunk.len());
+        for (Changed { id, .. }, c) in chunk.iter().zip(&contents) {
+            revisions.push((id, update_content(conn, id, c, &now).await?, c));
+        }
+        insert_revisions(conn, backend, &revisions, &now).await?;
+        let events: Vec<Event<'_>> = chunk
+            .iter()
+            .map(|c| (&c.id, ChangeKind::Changed, &c.fields[..]))
+            .collect();
+        insert_events(conn, backend, source, &events, &now).await?;
     }
     Ok(())
 }
 
 async fn restore_reappeared(
     conn: &mut AnyConnection,
+    backend: Backend,
     source: &str,
     back: &[Reappeared],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let now = format_time(at);
-    for Reappeared {
-        id,
-        observed,
-        fields,
-    } in back
-    {
-        if fields.is_empty() {
-            sqlx::query("UPDATE resources SET withdrawn_at = NULL, missing_runs = 0 WHERE id = $1")
-                .bind(id.0.as_str())
-                .execute(&mut *conn)
-                .await?;
-        } else {
-            update_content(conn, id, observed, &now).await?;
-        }
-        insert_event(conn, id, source, ChangeKind::Reappeared, fields, &now).await?;
+    let (same, edited): (Vec<&Reappeared>, Vec<&Reappeared>) =
+        back.iter().partition(|r| r.fields.is_empty());
+    let same_ids: Vec<&ResourceId> = same.iter().map(|r| &r.id).collect();
+    update_ids(
+        conn,
+        backend,
+        "UPDATE resources SET withdrawn_at = NULL, missing_runs = 0 WHERE id IN",
+        None,
+        &same_ids,
+    )
+    .await?;
+    let contents: Vec<Content> = edited.iter().map(|r| Content::of(&r.observed)).collect();
+    let mut revisions = Vec::with_capacity(edited.len());
+    for (r, c) in edited.iter().zip(&contents) {
+        revisions.push((&r.id, update_content(conn, &r.id, c, &now).await?, c));
+    }
+    for chunk in revisions.chunks(batch::ROWS) {
+        insert_revisions(conn, backend, chunk, &now).await?;
+    }
+    let events: Vec<Event<'_>> = back
+        .iter()
+        .map(|r| (&r.id, ChangeKind::Reappeared, &r.fields[..]))
+        .collect();
+    for chunk in events.chunks(batch::ROWS) {
+        insert_events(conn, backend, source, chunk, &now).await?;
     }
     Ok(())
 }
 
-/// Stores new content as the next revision; the resource is live again afterwards.
+/// Stores new content on the resource and returns its new revision number
+/// (the caller writes the revision row); the resource is live again afterwards.
 async fn update_content(
     conn: &mut AnyConnection,
     id: &ResourceId,
-    obs: &Observed,
+    c: &Content,
     now: &str,
-) -> Result<(), sqlx::Error> {
-    let c = Content::of(obs);
-    let seq: i64 = sqlx::query_scalar(
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
         "UPDATE resources SET title = $2, link = $3, summary = $4, entry_date = $5, category = $6, \
          category_slug = $7, download = $8, fingerprint = $9, published = COALESCE($10, first_seen), \
          updated = $11, withdrawn_at = NULL, missing_runs = 0, revision = revision + 1 \
@@ -251,103 +294,141 @@ async fn update_content(
     .bind(c.dated.clone())
     .bind(now)
     .fetch_one(&mut *conn)
-    .await?;
-    insert_revision(conn, id, seq, &c, now).await
+    .await
 }
 
 async fn count_missing(
     conn: &mut AnyConnection,
+    backend: Backend,
     missing: &[ResourceId],
 ) -> Result<(), sqlx::Error> {
-    for id in missing {
-        sqlx::query("UPDATE resources SET missing_runs = missing_runs + 1 WHERE id = $1")
-            .bind(id.0.as_str())
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+    let ids: Vec<&ResourceId> = missing.iter().collect();
+    let sql = "UPDATE resources SET missing_runs = missing_runs + 1 WHERE id IN";
+    update_ids(conn, backend, sql, None, &ids).await
 }
 
 async fn withdraw(
     conn: &mut AnyConnection,
+    backend: Backend,
     source: &str,
     gone: &[ResourceId],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let now = format_time(at);
-    for id in gone {
-        sqlx::query(
-            "UPDATE resources SET withdrawn_at = $2, missing_runs = missing_runs + 1 WHERE id = $1",
-        )
-        .bind(id.0.as_str())
-        .bind(&now)
-        .execute(&mut *conn)
-        .await?;
-        insert_event(conn, id, source, ChangeKind::Withdrawn, &[], &now).await?;
+    let ids: Vec<&ResourceId> = gone.iter().collect();
+    let sql = "UPDATE resources SET withdrawn_at = {}, missing_runs = missing_runs + 1 WHERE id IN";
+    update_ids(conn, backend, sql, Some(&now), &ids).await?;
+    let events: Vec<Event<'_>> = gone
+        .iter()
+        .map(|id| (id, ChangeKind::Withdrawn, &[][..]))
+        .collect();
+    for chunk in events.chunks(batch::ROWS) {
+        insert_events(conn, backend, source, chunk, &now).await?;
     }
     Ok(())
 }
 
 async fn reset_returned(
     conn: &mut AnyConnection,
+    backend: Backend,
     returned: &[ResourceId],
 ) -> Result<(), sqlx::Error> {
-    for id in returned {
-        sqlx::query("UPDATE resources SET missing_runs = 0 WHERE id = $1")
-            .bind(id.0.as_str())
-            .execute(&mut *conn)
-            .await?;
+    let ids: Vec<&ResourceId> = returned.iter().collect();
+    let sql = "UPDATE resources SET missing_runs = 0 WHERE id IN";
+    update_ids(conn, backend, sql, None, &ids).await
+}
+
+/// Runs `update … WHERE id IN` over `ids`, a chunk at a time; `value`, when
+/// given, is bound to the one `{}` in `update`, and the ids follow it.
+async fn update_ids(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    update: &str,
+    value: Option<&str>,
+    ids: &[&ResourceId],
+) -> Result<(), sqlx::Error> {
+    for chunk in ids.chunks(batch::ROWS) {
+        let mut p = Placeholders::new(backend);
+        let sql = format!("{} ({})", p.fill(update), p.list(chunk.len()));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(value) = value {
+            query = query.bind(value);
+        }
+        for id in chunk {
+            query = query.bind(id.0.as_str());
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-async fn insert_revision(
+/// A revision to write: the resource, its revision number, its content.
+type Version<'a> = (&'a ResourceId, i64, &'a Content);
+
+/// Writes revision rows, at most `batch::ROWS` (the callers chunk).
+async fn insert_revisions(
     conn: &mut AnyConnection,
-    id: &ResourceId,
-    seq: i64,
-    c: &Content,
+    backend: Backend,
+    revisions: &[Version<'_>],
     now: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    if revisions.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
         "INSERT INTO revisions (resource_id, seq, title, link, summary, entry_date, category, \
-         category_slug, download, fingerprint, seen_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(id.0.as_str())
-    .bind(seq)
-    .bind(&c.title)
-    .bind(c.link.clone())
-    .bind(&c.summary)
-    .bind(c.entry_date.clone())
-    .bind(&c.category)
-    .bind(&c.category_slug)
-    .bind(c.download.clone())
-    .bind(&c.fingerprint)
-    .bind(now)
-    .execute(&mut *conn)
-    .await
-    .map(drop)
+         category_slug, download, fingerprint, seen_at) VALUES {}",
+        Placeholders::new(backend).rows(REVISION_ROW, revisions.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (id, seq, c) in revisions {
+        query = query
+            .bind(id.0.as_str())
+            .bind(*seq)
+            .bind(c.title.as_str())
+            .bind(c.link.as_deref())
+            .bind(c.summary.as_str())
+            .bind(c.entry_date.as_deref())
+            .bind(c.category.as_str())
+            .bind(c.category_slug.as_str())
+            .bind(c.download.as_deref())
+            .bind(c.fingerprint.as_str())
+            .bind(now);
+    }
+    query.execute(&mut *conn).await.map(drop)
 }
 
-async fn insert_event(
+/// A change event to write: the resource, what happened, which fields.
+type Event<'a> = (&'a ResourceId, ChangeKind, &'a [FieldChange]);
+
+/// Writes change events in the order given (their ids follow it), at most
+/// `batch::ROWS` (the callers chunk).
+async fn insert_events(
     conn: &mut AnyConnection,
-    id: &ResourceId,
+    backend: Backend,
     source: &str,
-    kind: ChangeKind,
-    fields: &[FieldChange],
+    events: &[Event<'_>],
     now: &str,
 ) -> Result<(), sqlx::Error> {
-    let fields = serde_json::to_string(fields)
-        .expect("field changes are plain strings, which always serialise");
-    sqlx::query("INSERT INTO change_events (resource_id, source, kind, fields, at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id.0.as_str())
-        .bind(source)
-        .bind(kind.as_str())
-        .bind(fields)
-        .bind(now)
-        .execute(&mut *conn)
-        .await
-        .map(drop)
+    if events.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO change_events (resource_id, source, kind, fields, at) VALUES {}",
+        Placeholders::new(backend).rows(EVENT_ROW, events.len())
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for (id, kind, fields) in events {
+        let fields = serde_json::to_string(fields)
+            .expect("field changes are plain strings, which always serialise");
+        query = query
+            .bind(id.0.as_str())
+            .bind(source)
+            .bind(kind.as_str())
+            .bind(fields)
+            .bind(now);
+    }
+    query.execute(&mut *conn).await.map(drop)
 }
 
 /// Writes a `source_runs` row: a good run with its counts, or a failed one with `error`.

@@ -6,6 +6,7 @@
 //! migrations (auto-increment, `STRICT`) and in claiming outbox rows.
 
 mod apply;
+mod batch;
 mod copy;
 mod digests;
 mod leases;

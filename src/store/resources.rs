@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
+use super::batch::Placeholders;
 use super::rows::{self, resource_columns};
 use super::{Store, StoreError, format_time};
 use crate::model::{Category, CategorySlug, Resource, ResourceId, Revision};
@@ -131,16 +132,16 @@ impl Store {
         source: &str,
         identities: &[&String],
     ) -> Result<Vec<StoredResource>, sqlx::Error> {
-        let placeholders: Vec<String> =
-            (2..identities.len() + 2).map(|n| format!("${n}")).collect();
+        let mut p = Placeholders::new(self.backend);
         // Only generated placeholders are interpolated; every value is bound.
         let sql = format!(
             concat!(
                 "SELECT ",
                 resource_columns!(),
-                " FROM resources WHERE source <> $1 AND identity IN ({})"
+                " FROM resources WHERE source <> {} AND identity IN ({})"
             ),
-            placeholders.join(", ")
+            p.next(),
+            p.list(identities.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(source);
         for identity in identities {

@@ -1,6 +1,8 @@
 //! The read-only JSON API: `GET /api/resources?category=&since=` and
 //! `GET /api/resources/{id}`, in the shapes of `views` (same as the CLI's `--json`).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -20,7 +22,7 @@ pub struct ListQuery {
 
 /// `GET /api/resources`.
 pub async fn list(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<ResourceJson>>, WebError> {
     let since = query.since.as_deref().map(parse_since).transpose()?;
@@ -35,7 +37,7 @@ pub async fn list(
 
 /// `GET /api/resources/{id}`: the resource with its revisions.
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<ResourceDetailJson>, WebError> {
     let id = ResourceId(id);

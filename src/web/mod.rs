@@ -13,11 +13,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tower::util::MapResponseLayer;
 
 use crate::clock::Clock;
 use crate::config::Config;
@@ -28,7 +28,8 @@ use crate::store::Store;
 
 pub use error::WebError;
 
-/// What every handler can reach.
+/// What every handler can reach (as `State<Arc<AppState>>`: one reference
+/// count per request instead of one per field).
 #[derive(Clone)]
 pub struct AppState {
     /// Resources and everything else stored.
@@ -63,8 +64,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(pages::not_found)
-        .layer(middleware::from_fn(security_headers))
-        .with_state(state)
+        .layer(MapResponseLayer::new(security_headers))
+        .with_state(Arc::new(state))
 }
 
 /// Serve until `shutdown` completes, then finish the requests in flight.
@@ -79,8 +80,12 @@ pub async fn serve(
 }
 
 /// Headers that keep pages from being framed, sniffed or made to run script.
-async fn security_headers(request: axum::extract::Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
+/// A `304` has no body to protect, and a cache keeps the headers it stored
+/// with the `200` (RFC 9111 §4.3.4), so it goes without them.
+fn security_headers(mut response: Response) -> Response {
+    if response.status() == StatusCode::NOT_MODIFIED {
+        return response;
+    }
     let headers = response.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

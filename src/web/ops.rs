@@ -1,5 +1,6 @@
 //! Endpoints for operators and orchestrators: liveness, readiness, metrics.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -17,7 +18,7 @@ pub async fn healthz() -> &'static str {
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /readyz`: the database answers and every migration is applied.
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
     match tokio::time::timeout(READY_TIMEOUT, state.store.is_migrated()).await {
         Ok(Ok(true)) => (StatusCode::OK, "ready\n"),
         Ok(Ok(false)) => (StatusCode::SERVICE_UNAVAILABLE, "migrations not applied\n"),
@@ -33,7 +34,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
 }
 
 /// `GET /metrics`: Prometheus text format; the outbox depth is read now.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     match tokio::time::timeout(READY_TIMEOUT, state.store.outbox_backlog()).await {
         Ok(Ok(b)) => crate::metrics::record_outbox(b.queued, b.sending, b.failed),
         Ok(Err(e)) => tracing::warn!(error = %e, "could not read the outbox depth"),

@@ -3,6 +3,7 @@
 //! (`/resources/{id}`), the stylesheet, and the not-found page.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -188,7 +189,7 @@ fn category_counts(resources: &[Resource], categories: &[Category]) -> Vec<Categ
 
 /// `GET /`: latest resources, optionally of one category.
 pub async fn index(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Query(query): Query<IndexQuery>,
 ) -> Result<Html<String>, WebError> {
     let all = state
@@ -219,7 +220,7 @@ pub async fn index(
 
 /// `GET /resources/{id}`: one resource, including withdrawn ones, with its history.
 pub async fn resource(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
     let id = ResourceId(id);
@@ -261,7 +262,7 @@ pub async fn stylesheet() -> impl IntoResponse {
 }
 
 /// Any other path.
-pub async fn not_found(State(state): State<AppState>) -> Response {
+pub async fn not_found(State(state): State<Arc<AppState>>) -> Response {
     not_found_page(&state)
 }
 

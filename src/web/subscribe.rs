@@ -3,6 +3,8 @@
 //! `POST /unsubscribe/{token}` unsubscribes — the same URL takes the RFC 8058
 //! one-click POST (`List-Unsubscribe=One-Click`). No cookies, no script.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -33,7 +35,7 @@ struct SiteView {
 
 /// `GET /unsubscribe/{token}`: asks; changes nothing.
 pub async fn unsubscribe_page(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
     let subscriber = find(&state, &token).await?;
@@ -48,7 +50,7 @@ pub async fn unsubscribe_page(
 /// `POST /unsubscribe/{token}`: unsubscribes, whatever the body (a form
 /// submit or the RFC 8058 `List-Unsubscribe=One-Click`). Repeating it is harmless.
 pub async fn unsubscribe(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
     let Some(subscriber) = find(&state, &token).await? else {

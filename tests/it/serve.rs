@@ -4,8 +4,8 @@ use std::io::Read;
 
 use reqwest::StatusCode;
 use reqwest::header::{
-    ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH,
-    LAST_MODIFIED,
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED, VARY,
 };
 use serde_json::Value;
 
@@ -84,6 +84,10 @@ async fn feeds_answer_conditional_requests_and_gzip() {
         .unwrap();
     assert_eq!(by_etag.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(by_etag.headers()[ETAG].to_str().unwrap(), etag);
+    // RFC 9110 15.4.5: what a 200 would carry for caches, no other metadata.
+    assert_eq!(by_etag.headers()[CACHE_CONTROL], "public, max-age=300");
+    assert_eq!(by_etag.headers()[VARY], "Accept-Encoding");
+    assert!(by_etag.headers().get(CONTENT_TYPE).is_none());
     assert!(by_etag.bytes().await.unwrap().is_empty());
     let by_date = client
         .get(&url)

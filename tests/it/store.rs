@@ -31,7 +31,7 @@ async fn run(store: &Store, snapshot: &[Observed], day: u32, opts: ReconcileOpti
         .stored_for_reconcile(SOURCE, &identities)
         .await
         .expect("state loads");
-    let set = reconcile(&state.stored, snapshot.to_vec(), &opts);
+    let set = reconcile(&state.stored, snapshot, &opts);
     store
         .apply(SOURCE, &set, snapshot.len(), state.run_seq, at(day))
         .await
@@ -239,11 +239,7 @@ async fn concurrent_applies_write_each_event_once() {
             .collect();
         for _ in 0..2 {
             let state = first.stored_for_reconcile(SOURCE, &[]).await.unwrap();
-            let set = reconcile(
-                &state.stored,
-                snapshot.clone(),
-                &ReconcileOptions::default(),
-            );
+            let set = reconcile(&state.stored, &snapshot, &ReconcileOptions::default());
             let (x, y) = tokio::join!(
                 first.apply(SOURCE, &set, 20, state.run_seq, at(1)),
                 second.apply(SOURCE, &set, 20, state.run_seq, at(1)),
@@ -492,6 +488,63 @@ async fn copy_knows_every_table_the_migrations_create() {
             .expect("every table has a place in the copy order");
         assert!(tables.iter().any(|t| t.name == "resources"));
         assert!(tables.iter().all(|t| t.source_rows == t.target_rows));
+    })
+    .await;
+}
+
+/// More rows than one multi-row statement holds (500): every kind of change
+/// crosses a chunk boundary, and each resource still gets its rows and events.
+#[tokio::test]
+async fn issue_5_runs_larger_than_one_statement_apply_whole() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let opts = ReconcileOptions::default();
+        let entry = |i: usize, text: &str| {
+            let link = format!("https://ex.org/r/{i}");
+            observed(&format!("Resource {i}"), Some(&link), text, "Leaflets")
+        };
+        let first: Vec<Observed> = (0..1_201).map(|i| entry(i, "v1")).collect();
+        let applied = run(&store, &first, 1, opts).await;
+        assert_eq!(applied.counts.new, 1_201);
+        // 601 edited, 600 gone, 550 new.
+        let second: Vec<Observed> = (0..601)
+            .map(|i| entry(i, "v2"))
+            .chain((1_201..1_751).map(|i| entry(i, "v1")))
+            .collect();
+        let applied = run(&store, &second, 2, opts).await;
+        let c = applied.counts;
+        assert_eq!((c.new, c.changed, c.withdrawn), (550, 601, 0));
+        let applied = run(&store, &second, 3, opts).await;
+        assert_eq!(
+            (applied.counts.withdrawn, applied.counts.unchanged),
+            (600, 1_151)
+        );
+        assert_eq!(
+            kinds(&store, &first[0]).await,
+            [ChangeKind::New, ChangeKind::Changed]
+        );
+        assert_eq!(
+            kinds(&store, &first[1_200]).await,
+            [ChangeKind::New, ChangeKind::Withdrawn]
+        );
+        assert_eq!(
+            kinds(&store, &second[600]).await,
+            [ChangeKind::New, ChangeKind::Changed]
+        );
+        assert_eq!(kinds(&store, &second[1_150]).await, [ChangeKind::New]);
+        let revisions = store
+            .revisions(&resource_id(&first[600].identity))
+            .await
+            .unwrap();
+        assert_eq!(revisions.len(), 2);
+        let live = store
+            .list_resources(&ResourceFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(live.len(), 1_151);
+        // The returned ones come back with their history and missing count reset.
+        let applied = run(&store, &first, 4, opts).await;
+        assert_eq!(applied.counts.reappeared, 600);
     })
     .await;
 }
