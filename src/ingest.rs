@@ -6,11 +6,13 @@
 use serde::Serialize;
 use tracing::{info, instrument, warn};
 
+use crate::announce::Announcer;
 use crate::categorize::Categorizer;
 use crate::clock::SharedClock;
 use crate::config::SourceConfig;
+use crate::identity::resource_id;
 use crate::metrics;
-use crate::model::Snapshot;
+use crate::model::{CategorySlug, ResourceId, Snapshot};
 use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
 use crate::source::{self, SourceError};
 use crate::store::{Store, StoreError};
@@ -37,6 +39,8 @@ pub struct SourceReport {
     pub error: Option<String>,
     /// Entries or files skipped without failing the run.
     pub warnings: Vec<String>,
+    /// New resources announced automatically (categories with `announce = true`).
+    pub announced: usize,
 }
 
 impl SourceReport {
@@ -50,6 +54,7 @@ impl SourceReport {
             unchanged: counts.unchanged,
             error: snapshot.partial.then(|| snapshot.warnings.join("; ")),
             warnings: snapshot.warnings.clone(),
+            announced: 0,
         }
     }
 
@@ -63,6 +68,7 @@ impl SourceReport {
             unchanged: 0,
             error: Some(error),
             warnings: Vec::new(),
+            announced: 0,
         }
     }
 
@@ -130,6 +136,8 @@ pub struct Context<'a> {
     pub contact: &'a str,
     /// Reconcile and count, but write nothing.
     pub dry_run: bool,
+    /// Announces new resources of categories with `announce = true`; `None` announces nothing.
+    pub announcer: Option<&'a Announcer>,
 }
 
 /// Run `sources` one after another; each failure is reported, never fatal to the rest.
@@ -202,7 +210,7 @@ async fn fetch_and_apply(
         withdraw_after: source.withdraw_after,
         count_missing: !snapshot.partial,
     };
-    let counts = apply_with_retry(ctx, &source.name, observed, &options).await?;
+    let applied = apply_with_retry(ctx, &source.name, observed, &options).await?;
     if let Some(pages) = output.pages
         && !ctx.dry_run
     {
@@ -210,7 +218,37 @@ async fn fetch_and_apply(
             .save_pages(&source.name, &pages, ctx.clock.now())
             .await?;
     }
-    Ok(SourceReport::counted(&source.name, counts, &snapshot))
+    let mut report = SourceReport::counted(&source.name, applied.counts, &snapshot);
+    report.announced = announce_new(ctx, &applied).await;
+    Ok(report)
+}
+
+/// What an applied run leaves for the announcer.
+struct Applied {
+    counts: Counts,
+    /// Resources first seen in this run, with their category.
+    new: Vec<(ResourceId, CategorySlug)>,
+    /// True when this was the source's first successful run: its baseline.
+    baseline: bool,
+}
+
+/// Announces the run's new resources in `announce = true` categories, except
+/// on the source's first successful run (DESIGN.md: a baseline announces nothing).
+async fn announce_new(ctx: Context<'_>, applied: &Applied) -> usize {
+    let Some(announcer) = ctx.announcer else {
+        return 0;
+    };
+    if ctx.dry_run || applied.new.is_empty() {
+        return 0;
+    }
+    if applied.baseline {
+        info!(
+            new = applied.new.len(),
+            "first successful run of this source: a baseline, nothing announced"
+        );
+        return 0;
+    }
+    announcer.announce_new(&applied.new, ctx.clock.now()).await
 }
 
 /// Refuse an empty snapshot, or one far shorter than the last good run's.
@@ -265,15 +303,24 @@ async fn apply_with_retry(
     source: &str,
     observed: Vec<Observed>,
     options: &ReconcileOptions,
-) -> Result<Counts, StoreError> {
+) -> Result<Applied, StoreError> {
     let identities: Vec<String> = observed.iter().map(|o| o.identity.clone()).collect();
     let mut attempt = 0;
     loop {
         let state = ctx.store.stored_for_reconcile(source, &identities).await?;
         let changes = reconcile::reconcile(&state.stored, observed.clone(), options);
-        let counts = changes.counts();
+        let applied = Applied {
+            counts: changes.counts(),
+            new: changes
+                .new
+                .iter()
+                .map(|o| (resource_id(&o.identity), o.category.slug.clone()))
+                .collect(),
+            // run_seq moves only on a successful apply: 0 means none before this one.
+            baseline: state.run_seq == 0,
+        };
         if ctx.dry_run {
-            return Ok(counts);
+            return Ok(applied);
         }
         match ctx
             .store
@@ -288,7 +335,7 @@ async fn apply_with_retry(
         {
             Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
             Err(e) => return Err(e),
-            Ok(_) => return Ok(counts),
+            Ok(_) => return Ok(applied),
         }
     }
 }

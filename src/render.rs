@@ -26,6 +26,14 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("digest.txt", include_str!("../templates/digest.txt")),
     ("digest.html", include_str!("../templates/digest.html")),
+    (
+        "announcement.txt",
+        include_str!("../templates/announcement.txt"),
+    ),
+    (
+        "announcement.html",
+        include_str!("../templates/announcement.html"),
+    ),
 ];
 
 /// The stylesheet served at `/assets/style.css`.

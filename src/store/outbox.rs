@@ -310,7 +310,7 @@ impl Store {
 }
 
 /// Inserts unless the key exists; true when a row was added.
-async fn insert_message(
+pub(super) async fn insert_message(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     m: &NewMessage,
     at: DateTime<Utc>,

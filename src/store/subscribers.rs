@@ -252,6 +252,16 @@ impl Store {
         decode(rows).map_err(StoreError::db("list subscribers due a digest"))
     }
 
+    /// Every confirmed subscriber, by id.
+    pub async fn confirmed_subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM subscribers WHERE status = 'confirmed' ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await;
+        decode(rows).map_err(StoreError::db("list confirmed subscribers"))
+    }
+
     /// Deletes a subscriber; false if there was none with that address.
     pub async fn remove_subscriber(&self, email: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM subscribers WHERE email = $1")

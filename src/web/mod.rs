@@ -16,9 +16,12 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+use tokio::sync::Notify;
+
+use crate::announce::Announcer;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::feeds::FeedCache;
@@ -43,6 +46,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Signs and checks subscriber tokens.
     pub signing_key: SigningKey,
+    /// Renders, queues and records announcements.
+    pub announcer: Announcer,
+    /// Nudges the outbox worker when something was queued.
+    pub wake: Arc<Notify>,
 }
 
 /// All routes.
@@ -55,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/feeds.opml", get(feeds::opml))
         .route("/api/resources", get(api::list))
         .route("/api/resources/{id}", get(api::show))
+        .route("/api/announcements", post(api::announce))
         .route(
             "/unsubscribe/{token}",
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
