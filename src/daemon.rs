@@ -25,6 +25,7 @@ use crate::mail::deliver::Delivery;
 use crate::mail::digest::Digests;
 use crate::mail::token::SigningKey;
 use crate::render::Templates;
+use crate::signup::Signup;
 use crate::store::{Frequency, Store};
 use crate::web::{self, AppState};
 use crate::{cli, ingest, publish};
@@ -132,8 +133,15 @@ pub async fn run_on(
     );
     let mut background = start_background(&publisher, &leadership, &mail, stop_rx);
     background.push(lease_task);
+    let signup = Signup::new(
+        store.clone(),
+        config.clone(),
+        templates.clone(),
+        signing_key.clone(),
+    )?;
     let state = AppState {
-        store,
+        signup,
+        store: store.clone(),
         feeds: publisher.cache.clone(),
         templates,
         config: config.clone(),
@@ -141,6 +149,10 @@ pub async fn run_on(
         signing_key,
         announcer: mail.announcer.clone(),
         wake: mail.wake.clone(),
+        limits: Arc::new(web::Limits::default()),
+        admin_hash: web::password_hash(&config)
+            .map_err(anyhow::Error::msg)?
+            .map(Arc::from),
     };
     let address = listener
         .local_addr()

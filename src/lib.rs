@@ -41,6 +41,8 @@ pub mod reconcile;
 pub mod render;
 /// Cron schedules in the site timezone.
 pub mod schedule;
+/// Web sign-ups: pending subscribers and their confirmation emails.
+pub mod signup;
 /// Seed files and web pages -> snapshots.
 pub mod source;
 /// SQLite and PostgreSQL through sqlx.

@@ -2,11 +2,15 @@
 //! `serve(listener, state, shutdown)` so tests bind `127.0.0.1:0` themselves.
 //! Handlers are grouped by audience in the submodules.
 
+mod admin;
 mod api;
 mod error;
 mod feeds;
+mod forms;
 mod ops;
 mod pages;
+mod preferences;
+mod security;
 mod subscribe;
 
 use std::future::Future;
@@ -27,9 +31,12 @@ use crate::config::Config;
 use crate::feeds::FeedCache;
 use crate::mail::token::SigningKey;
 use crate::render::Templates;
+use crate::signup::Signup;
 use crate::store::Store;
 
+pub use admin::password_hash;
 pub use error::WebError;
+pub use security::Limits;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -50,6 +57,12 @@ pub struct AppState {
     pub announcer: Announcer,
     /// Nudges the outbox worker when something was queued.
     pub wake: Arc<Notify>,
+    /// Records web sign-ups and queues their confirmations.
+    pub signup: Signup,
+    /// Rate limits kept in this process.
+    pub limits: Arc<Limits>,
+    /// The admin password as an argon2 PHC string; the admin page is off without one.
+    pub admin_hash: Option<Arc<str>>,
 }
 
 /// All routes.
@@ -63,6 +76,20 @@ pub fn router(state: AppState) -> Router {
         .route("/api/resources", get(api::list))
         .route("/api/resources/{id}", get(api::show))
         .route("/api/announcements", post(api::announce))
+        .route("/subscribe", post(subscribe::subscribe))
+        .route("/confirm/{token}", get(subscribe::confirm))
+        .route(
+            "/preferences/{token}",
+            get(preferences::page).post(preferences::save),
+        )
+        .route("/admin", get(admin::home))
+        .route("/admin/", get(admin::home))
+        .route("/admin/login", get(admin::login_page).post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .route(
+            "/admin/announce/{id}",
+            get(admin::preview).post(admin::announce),
+        )
         .route(
             "/unsubscribe/{token}",
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
@@ -71,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_session,
+        ))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -81,7 +112,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer address is how rate limits tell clients apart.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -22,5 +22,7 @@ mod fetch;
 mod scrape;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
 mod serve;
+// The subscribe form, confirmation, and the admin page over HTTP.
+mod web;
 // Store on SQLite and PostgreSQL: migrations, apply, conflicts, queries.
 mod store;
