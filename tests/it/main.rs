@@ -8,6 +8,8 @@ mod support;
 
 // Announcements: CLI, API (tokens, 409, force), automatic on ingest, hostile text.
 mod announce;
+// Headless Chromium: subscribe and confirm, announce from the admin page.
+mod browser;
 // The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.
 mod cli;
 // `db copy` from SQLite into an empty database, state intact.
