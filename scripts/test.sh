@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql python3-feedparser python3-aiosmtpd python3-prometheus-client jing newsboat libxml2-utils postfix)
+packages=(postgresql python3-feedparser python3-aiosmtpd python3-prometheus-client jing newsboat libxml2-utils postfix chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

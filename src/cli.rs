@@ -21,6 +21,7 @@ use crate::telemetry::LogFormat;
 use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
 use crate::{check, daemon};
 
+mod announce;
 mod mail;
 
 /// Tidings: a resource library as RSS and Atom feeds and email.
@@ -75,6 +76,8 @@ enum Command {
         #[command(subcommand)]
         command: mail::DigestCommand,
     },
+    /// Announce one resource to its category's confirmed subscribers, once.
+    Announce(announce::AnnounceArgs),
     /// Outgoing email: list, re-queue.
     Outbox {
         #[command(subcommand)]
@@ -154,6 +157,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             mail::subscribers(&loaded.config, command, &clock).await
         }
         Command::Digest { command } => mail::digest(&loaded.config, command, &clock).await,
+        Command::Announce(args) => announce::run(&loaded.config, args, &clock).await,
         Command::Outbox { command } => mail::outbox(&loaded.config, command, &clock).await,
         Command::Db {
             command: DbCommand::Migrate,
@@ -201,15 +205,26 @@ async fn ingest_cmd(
     }
     let store = open_store(config).await?;
     let categorizer = Categorizer::new(config.categories.rules.clone());
+    let announcer = match config.categories.announce.is_empty() || dry_run {
+        true => None,
+        false => Some(announce::announcer(config, &store).await?),
+    };
     let ctx = ingest::Context {
         store: &store,
         categorizer: &categorizer,
         clock,
         contact: &config.site.contact,
         dry_run,
+        announcer: announcer.as_ref(),
     };
     let report = ingest::run_all(ctx, &sources).await;
     print_ingest(&report, json)?;
+    if report.sources.iter().any(|s| s.announced > 0) {
+        // Announcements leave now, as `tidings announce` would send them.
+        let delivery =
+            crate::mail::deliver::Delivery::new(store.clone(), &config.mail, clock.clone())?;
+        delivery.drain(&|_| {}).await?;
+    }
     Ok(if report.any_failed() {
         ExitCode::FAILURE
     } else {

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify, watch};
 use tracing::{error, info, warn};
 
+use crate::announce::Announcer;
 use crate::categorize::Categorizer;
 use crate::clock::Clock;
 use crate::config::{self, Config, Loaded, SourceConfig};
@@ -24,6 +25,7 @@ use crate::mail::deliver::Delivery;
 use crate::mail::digest::Digests;
 use crate::mail::token::SigningKey;
 use crate::render::Templates;
+use crate::signup::Signup;
 use crate::store::{Frequency, Store};
 use crate::web::{self, AppState};
 use crate::{cli, ingest, publish};
@@ -107,6 +109,12 @@ pub async fn run_on(
     let templates = Arc::new(Templates::new("templates"));
     let signing_key = SigningKey::load(&store, config::process_env("TIDINGS_SECRET")).await?;
     let mail = Mail {
+        announcer: Announcer::new(
+            store.clone(),
+            config.clone(),
+            templates.clone(),
+            signing_key.clone(),
+        )?,
         digests: Digests::new(
             store.clone(),
             config.clone(),
@@ -125,13 +133,26 @@ pub async fn run_on(
     );
     let mut background = start_background(&publisher, &leadership, &mail, stop_rx);
     background.push(lease_task);
+    let signup = Signup::new(
+        store.clone(),
+        config.clone(),
+        templates.clone(),
+        signing_key.clone(),
+    )?;
     let state = AppState {
-        store,
+        signup,
+        store: store.clone(),
         feeds: publisher.cache.clone(),
         templates,
         config: config.clone(),
         clock,
         signing_key,
+        announcer: mail.announcer.clone(),
+        wake: mail.wake.clone(),
+        limits: Arc::new(web::Limits::default()),
+        admin_hash: web::password_hash(&config)
+            .map_err(anyhow::Error::msg)?
+            .map(Arc::from),
     };
     let address = listener
         .local_addr()
@@ -148,6 +169,7 @@ pub async fn run_on(
 
 /// The digest and delivery side of the daemon.
 struct Mail {
+    announcer: Announcer,
     digests: Digests,
     delivery: Delivery,
     /// Nudges the delivery worker when a digest period queued something.
@@ -165,6 +187,7 @@ fn start_background(
         let task = source_loop(
             publisher.clone(),
             source.clone(),
+            (mail.announcer.clone(), mail.wake.clone()),
             leadership.clone(),
             stop.clone(),
         );
@@ -244,6 +267,7 @@ async fn digest_loop(
 async fn source_loop(
     publisher: Arc<Publisher>,
     source: SourceConfig,
+    (announcer, wake): (Announcer, Arc<Notify>),
     mut leadership: Leadership,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -259,8 +283,12 @@ async fn source_loop(
             clock: &publisher.clock,
             contact: &publisher.config.site.contact,
             dry_run: false,
+            announcer: Some(&announcer),
         };
         let report = ingest::run_source(ctx, &source).await;
+        if report.announced > 0 {
+            wake.notify_one();
+        }
         if report.changed_anything() {
             publisher.refresh_if_moved().await;
         }

@@ -8,11 +8,13 @@ use std::time::Instant;
 use serde::Serialize;
 use tracing::{debug, info, instrument, warn};
 
+use crate::announce::Announcer;
 use crate::categorize::Categorizer;
 use crate::clock::SharedClock;
 use crate::config::SourceConfig;
+use crate::identity::resource_id;
 use crate::metrics;
-use crate::model::{Entry, Snapshot};
+use crate::model::{CategorySlug, Entry, ResourceId, Snapshot};
 use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
 use crate::source::{self, SourceError};
 use crate::store::{Store, StoreError};
@@ -39,6 +41,8 @@ pub struct SourceReport {
     pub error: Option<String>,
     /// Entries or files skipped without failing the run.
     pub warnings: Vec<String>,
+    /// New resources announced automatically (categories with `announce = true`).
+    pub announced: usize,
 }
 
 impl SourceReport {
@@ -52,6 +56,7 @@ impl SourceReport {
             unchanged: counts.unchanged,
             error: snapshot.partial.then(|| snapshot.warnings.join("; ")),
             warnings: snapshot.warnings.clone(),
+            announced: 0,
         }
     }
 
@@ -65,6 +70,7 @@ impl SourceReport {
             unchanged: 0,
             error: Some(error),
             warnings: Vec::new(),
+            announced: 0,
         }
     }
 
@@ -132,6 +138,8 @@ pub struct Context<'a> {
     pub contact: &'a str,
     /// Reconcile and count, but write nothing.
     pub dry_run: bool,
+    /// Announces new resources of categories with `announce = true`; `None` announces nothing.
+    pub announcer: Option<&'a Announcer>,
 }
 
 /// Run `sources` one after another; each failure is reported, never fatal to the rest.
@@ -210,7 +218,7 @@ async fn fetch_and_apply(
         withdraw_after: source.withdraw_after,
         count_missing: !snapshot.partial,
     };
-    let counts = apply_with_retry(ctx, &source.name, observed, &options, &mut phase).await?;
+    let applied = apply_with_retry(ctx, &source.name, observed, &options, &mut phase).await?;
     if let Some(pages) = output.pages
         && !ctx.dry_run
     {
@@ -219,7 +227,37 @@ async fn fetch_and_apply(
             .await?;
         phase.mark("save_pages");
     }
-    Ok(SourceReport::counted(&source.name, counts, &snapshot))
+    let mut report = SourceReport::counted(&source.name, applied.counts, &snapshot);
+    report.announced = announce_new(ctx, &applied).await;
+    Ok(report)
+}
+
+/// What an applied run leaves for the announcer.
+struct Applied {
+    counts: Counts,
+    /// Resources first seen in this run, with their category.
+    new: Vec<(ResourceId, CategorySlug)>,
+    /// True when this was the source's first successful run: its baseline.
+    baseline: bool,
+}
+
+/// Announces the run's new resources in `announce = true` categories, except
+/// on the source's first successful run (DESIGN.md: a baseline announces nothing).
+async fn announce_new(ctx: Context<'_>, applied: &Applied) -> usize {
+    let Some(announcer) = ctx.announcer else {
+        return 0;
+    };
+    if ctx.dry_run || applied.new.is_empty() {
+        return 0;
+    }
+    if applied.baseline {
+        info!(
+            new = applied.new.len(),
+            "first successful run of this source: a baseline, nothing announced"
+        );
+        return 0;
+    }
+    announcer.announce_new(&applied.new, ctx.clock.now()).await
 }
 
 /// Refuse an empty snapshot, or one far shorter than the last good run's.
@@ -271,17 +309,26 @@ async fn apply_with_retry(
     observed: Vec<Observed>,
     options: &ReconcileOptions,
     phase: &mut Phase,
-) -> Result<Counts, StoreError> {
+) -> Result<Applied, StoreError> {
     let identities: Vec<String> = observed.iter().map(|o| o.identity.clone()).collect();
     let mut attempt = 0;
     loop {
         let state = ctx.store.stored_for_reconcile(source, &identities).await?;
         phase.mark("load");
         let changes = reconcile::reconcile(&state.stored, &observed, options);
-        let counts = changes.counts();
+        let applied = Applied {
+            counts: changes.counts(),
+            new: changes
+                .new
+                .iter()
+                .map(|o| (resource_id(&o.identity), o.category.slug.clone()))
+                .collect(),
+            // run_seq moves only on a successful apply: 0 means none before this one.
+            baseline: state.run_seq == 0,
+        };
         phase.mark("reconcile");
         if ctx.dry_run {
-            return Ok(counts);
+            return Ok(applied);
         }
         match ctx
             .store
@@ -298,7 +345,7 @@ async fn apply_with_retry(
             Err(e) => return Err(e),
             Ok(_) => {
                 phase.mark("apply");
-                return Ok(counts);
+                return Ok(applied);
             }
         }
     }

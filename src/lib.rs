@@ -3,6 +3,8 @@
 //! Data flows source -> snapshot -> reconcile -> store -> feeds / mail; each
 //! module below owns one step (see DESIGN.md and README.md).
 
+/// Announcing one resource to its category's subscribers, once.
+pub mod announce;
 /// Entries without a category get one from keyword rules.
 pub mod categorize;
 /// `tidings check`: what each source extracts, without storing.
@@ -39,6 +41,8 @@ pub mod reconcile;
 pub mod render;
 /// Cron schedules in the site timezone.
 pub mod schedule;
+/// Web sign-ups: pending subscribers and their confirmation emails.
+pub mod signup;
 /// Seed files and web pages -> snapshots.
 pub mod source;
 /// SQLite and PostgreSQL through sqlx.

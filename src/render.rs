@@ -26,6 +26,40 @@ const BUILT_IN: &[(&str, &str)] = &[
     ),
     ("digest.txt", include_str!("../templates/digest.txt")),
     ("digest.html", include_str!("../templates/digest.html")),
+    ("notice.html", include_str!("../templates/notice.html")),
+    (
+        "preferences.html",
+        include_str!("../templates/preferences.html"),
+    ),
+    (
+        "subscribe_fields.html",
+        include_str!("../templates/subscribe_fields.html"),
+    ),
+    ("admin.html", include_str!("../templates/admin.html")),
+    (
+        "admin_login.html",
+        include_str!("../templates/admin_login.html"),
+    ),
+    (
+        "admin_preview.html",
+        include_str!("../templates/admin_preview.html"),
+    ),
+    (
+        "confirmation.txt",
+        include_str!("../templates/confirmation.txt"),
+    ),
+    (
+        "confirmation.html",
+        include_str!("../templates/confirmation.html"),
+    ),
+    (
+        "announcement.txt",
+        include_str!("../templates/announcement.txt"),
+    ),
+    (
+        "announcement.html",
+        include_str!("../templates/announcement.html"),
+    ),
 ];
 
 /// The stylesheet served at `/assets/style.css`.

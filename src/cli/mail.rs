@@ -366,7 +366,7 @@ fn print_periods(reports: &[PeriodReport], dry_run: bool) {
 }
 
 /// Drains the outbox, with a progress line on a terminal when there is much to send.
-async fn deliver(store: &Store, delivery: &Delivery) -> Result<DeliveryReport> {
+pub(super) async fn deliver(store: &Store, delivery: &Delivery) -> Result<DeliveryReport> {
     let total = store.outbox_backlog().await?.queued;
     let show = total >= 50 && std::io::stderr().is_terminal();
     let progress = move |done: usize| {
@@ -386,7 +386,7 @@ async fn deliver(store: &Store, delivery: &Delivery) -> Result<DeliveryReport> {
 }
 
 /// Exit 1 when something failed for good in this run or still waits for a retry.
-async fn finish(store: &Store, report: DeliveryReport) -> Result<ExitCode> {
+pub(super) async fn finish(store: &Store, report: DeliveryReport) -> Result<ExitCode> {
     let queued = store.outbox_backlog().await?.queued;
     if report.failed == 0 && queued == 0 {
         return Ok(ExitCode::SUCCESS);

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::raw::{RawCategory, RawConfig, RawDigest, RawMail, RawSelect, RawSource};
 use super::{
-    CategoriesConfig, Config, DatabaseConfig, DigestConfig, EnvLookup, FeedsConfig,
+    AdminConfig, CategoriesConfig, Config, DatabaseConfig, DigestConfig, EnvLookup, FeedsConfig,
     HtmlSourceConfig, MailConfig, MailTransport, Problem, Selectors, ServerConfig, SiteConfig,
     SourceConfig, SourceKind,
 };
@@ -62,6 +62,7 @@ pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Pr
     };
     let mail = check_mail(raw.mail, env, &mut p);
     let digest = check_digest(raw.digest, tz, &mut p);
+    let admin = check_admin(raw.admin, env, &mut p);
     match (site, server, mail, digest) {
         (Some(site), Some(server), Some(mail), Some(digest)) if p.0.is_empty() => Ok(Config {
             site,
@@ -72,6 +73,7 @@ pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Pr
             feeds,
             mail,
             digest,
+            admin,
         }),
         _ => Err(p.0),
     }
@@ -380,6 +382,23 @@ fn check_categories(raw: Option<Vec<RawCategory>>, p: &mut Problems) -> Categori
         });
     }
     CategoriesConfig { rules, announce }
+}
+
+fn check_admin(raw: super::raw::RawAdmin, env: EnvLookup<'_>, p: &mut Problems) -> AdminConfig {
+    let password_hash = raw.password_hash.filter(|h| !h.trim().is_empty());
+    if let Some(hash) = &password_hash
+        && argon2::PasswordHash::new(hash.trim()).is_err()
+    {
+        p.add(
+            "admin.password_hash",
+            "is not an argon2 PHC string such as $argon2id$v=19$m=19456,t=2,p=1$…",
+        );
+    }
+    AdminConfig {
+        token: env("TIDINGS_ADMIN_TOKEN"),
+        password: env("TIDINGS_ADMIN_PASSWORD"),
+        password_hash: password_hash.map(|h| h.trim().to_owned()),
+    }
 }
 
 fn check_max_items(value: Option<usize>, p: &mut Problems) -> usize {

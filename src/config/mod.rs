@@ -40,6 +40,30 @@ pub struct Config {
     pub mail: MailConfig,
     /// `[digest]`.
     pub digest: DigestConfig,
+    /// `[admin]` and the admin secrets from the environment.
+    pub admin: AdminConfig,
+}
+
+/// Who may use the admin API and the admin page. `Debug` shows no secret.
+#[derive(Clone, Default)]
+pub struct AdminConfig {
+    /// `TIDINGS_ADMIN_TOKEN`: the API's bearer token; the API is off without it.
+    pub token: Option<String>,
+    /// `TIDINGS_ADMIN_PASSWORD`: the admin page's password (hashed with argon2 at start).
+    pub password: Option<String>,
+    /// `admin.password_hash`: an argon2 PHC string, used when no password is in the environment.
+    pub password_hash: Option<String>,
+}
+
+impl fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |o: &Option<String>| if o.is_some() { "***" } else { "unset" };
+        f.debug_struct("AdminConfig")
+            .field("token", &set(&self.token))
+            .field("password", &set(&self.password))
+            .field("password_hash", &set(&self.password_hash))
+            .finish()
+    }
 }
 
 /// `[site]`: how Tidings names itself and where it lives.

@@ -1,4 +1,5 @@
-//! Subscriber tokens for unsubscribe (and, later, preferences) links.
+//! Subscriber tokens for unsubscribe and preferences links, and signed
+//! values (`sign`) for confirmation links, CSRF tokens and admin sessions.
 //!
 //! A token is `{subscriber id}.{HMAC-SHA256(key, id, nonce)}`: the nonce is
 //! random and stored, the key is `TIDINGS_SECRET` or a random key generated
@@ -50,6 +51,25 @@ impl SigningKey {
     /// True when `mac` is the MAC of (`id`, `nonce`); compares in constant time.
     pub fn verify(&self, id: i64, nonce: &str, mac: &str) -> bool {
         let expected = self.mac(id, nonce);
+        expected.as_bytes().ct_eq(mac.as_bytes()).into()
+    }
+
+    /// A MAC over `purpose` and `fields` (hex, 128 bits): for confirmation
+    /// links, CSRF tokens and admin sessions. The purpose keeps them apart.
+    pub fn sign(&self, purpose: &str, fields: &[&str]) -> String {
+        let mut message = format!("tidings-{purpose}");
+        for field in fields {
+            message.push('\0');
+            message.push_str(field);
+        }
+        let mut mac = hex::encode(hmac_sha256(&self.0, message.as_bytes()));
+        mac.truncate(MAC_HEX);
+        mac
+    }
+
+    /// True when `mac` is `sign(purpose, fields)`; compares in constant time.
+    pub fn verify_signed(&self, purpose: &str, fields: &[&str], mac: &str) -> bool {
+        let expected = self.sign(purpose, fields);
         expected.as_bytes().ct_eq(mac.as_bytes()).into()
     }
 

@@ -25,6 +25,7 @@ const COPY_ORDER: &[&str] = &[
     "subscribers",
     "digest_runs",
     "outbox",
+    "announcements",
 ];
 
 /// Tables that are not data.

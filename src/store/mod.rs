@@ -5,6 +5,7 @@
 //! `subscribers`, `digests` and `outbox`. Dialects differ only in the
 //! migrations (auto-increment, `STRICT`) and in claiming outbox rows.
 
+mod announcements;
 mod apply;
 mod batch;
 mod copy;
@@ -23,6 +24,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{MigrateError, Migrator};
 
+pub use announcements::{Announcement, LastRun, NewAnnouncement, Route};
 pub use apply::AppliedRun;
 pub use copy::CopiedTable;
 pub use digests::{RunClaim, WindowEvent};

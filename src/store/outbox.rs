@@ -144,6 +144,25 @@ impl Store {
         Ok(queued)
     }
 
+    /// Queues one message; false when its key was queued before.
+    pub async fn enqueue(
+        &self,
+        message: &NewMessage,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let action = format!("queue message {}", message.idem_key);
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db(action.clone()))?;
+        let added = insert_message(&mut tx, message, at)
+            .await
+            .map_err(StoreError::db(action.clone()))?;
+        tx.commit().await.map_err(StoreError::db(action))?;
+        Ok(added)
+    }
+
     /// Claims up to `limit` due rows until `lease_until`, counting an attempt on each.
     pub async fn claim_outbox(
         &self,
@@ -310,7 +329,7 @@ impl Store {
 }
 
 /// Inserts unless the key exists; true when a row was added.
-async fn insert_message(
+pub(super) async fn insert_message(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     m: &NewMessage,
     at: DateTime<Utc>,

@@ -252,6 +252,95 @@ impl Store {
         decode(rows).map_err(StoreError::db("list subscribers due a digest"))
     }
 
+    /// Every confirmed subscriber, by id.
+    pub async fn confirmed_subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM subscribers WHERE status = 'confirmed' ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await;
+        decode(rows).map_err(StoreError::db("list confirmed subscribers"))
+    }
+
+    /// Records a web sign-up and claims the right to send `email` a
+    /// confirmation: adds a pending subscriber, or updates a pending (or
+    /// unsubscribed) one, but only when no confirmation was queued for the
+    /// address after `resend_after`. `Some` when a confirmation should be sent;
+    /// `None` for confirmed addresses and within the window. One conditional
+    /// UPDATE, so the per-address limit holds across replicas.
+    pub async fn request_confirmation(
+        &self,
+        new: &NewSubscriber,
+        now: DateTime<Utc>,
+        resend_after: DateTime<Utc>,
+    ) -> Result<Option<Subscriber>, StoreError> {
+        let action = "record a sign-up";
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(action))?;
+        insert_subscriber(&mut tx, new, now)
+            .await
+            .map_err(StoreError::db(action))?;
+        let claimed = sqlx::query(
+            "UPDATE subscribers SET confirmation_sent_at = $2, categories = $3, frequency = $4, \
+             status = 'pending' WHERE email = $1 AND status IN ('pending', 'unsubscribed') \
+             AND (confirmation_sent_at IS NULL OR confirmation_sent_at < $5)",
+        )
+        .bind(&new.email)
+        .bind(format_time(now))
+        .bind(new.categories.stored())
+        .bind(new.frequency.as_str())
+        .bind(format_time(resend_after))
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db(action))?;
+        let subscriber = if claimed.rows_affected() == 1 {
+            let sql = format!("SELECT {COLUMNS} FROM subscribers WHERE email = $1");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&new.email)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::db(action))?;
+            Some(subscriber(&row).map_err(StoreError::db(action))?)
+        } else {
+            None
+        };
+        tx.commit().await.map_err(StoreError::db(action))?;
+        Ok(subscriber)
+    }
+
+    /// Confirms a pending subscriber; their first digest window starts `at`.
+    /// False when they were not pending.
+    pub async fn confirm_subscriber(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE subscribers SET status = 'confirmed', confirmed_at = $2 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(format_time(at))
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::db(format!("confirm subscriber {id}")))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Saves a subscriber's categories and frequency.
+    pub async fn update_preferences(
+        &self,
+        id: i64,
+        categories: &CategoryChoice,
+        frequency: Frequency,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE subscribers SET categories = $2, frequency = $3 WHERE id = $1")
+            .bind(id)
+            .bind(categories.stored())
+            .bind(frequency.as_str())
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(StoreError::db(format!(
+                "save the preferences of subscriber {id}"
+            )))
+    }
+
     /// Deletes a subscriber; false if there was none with that address.
     pub async fn remove_subscriber(&self, email: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM subscribers WHERE email = $1")

@@ -1,12 +1,21 @@
-//! The read-only JSON API: `GET /api/resources?category=&since=` and
-//! `GET /api/resources/{id}`, in the shapes of `views` (same as the CLI's `--json`).
+//! The JSON API for scripts: `GET /api/resources?category=&since=` and
+//! `GET /api/resources/{id}`, in the shapes of `views` (same as the CLI's
+//! `--json`), and `POST /api/announcements` behind the admin bearer token.
 
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::announce::Request;
+use crate::store::Route;
 
 use super::{AppState, WebError};
 use crate::model::{CategorySlug, ResourceId};
@@ -51,6 +60,80 @@ pub async fn show(
         resource: ResourceJson::from(&resource),
         revisions: revisions.iter().map(RevisionJson::from).collect(),
     }))
+}
+
+/// Body of `POST /api/announcements`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnnounceBody {
+    resource_id: String,
+    message: Option<String>,
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/announcements`: 404 while `TIDINGS_ADMIN_TOKEN` is unset (the API
+/// is off), 401 without the right bearer token, 400 for a bad body, 404 for an
+/// unknown resource, 409 when announced before (unless `force`), 200 with the
+/// rendered email for `dry_run`, else 202 once queued.
+pub async fn announce(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let Some(expected) = state.config.admin.token.as_deref() else {
+        return Err(WebError::NotFound("not found".to_owned()));
+    };
+    if !bearer_matches(&headers, expected) {
+        let body = Json(json!({ "error": "missing or wrong bearer token" }));
+        let challenge = [(header::WWW_AUTHENTICATE, "Bearer")];
+        return Ok((StatusCode::UNAUTHORIZED, challenge, body).into_response());
+    }
+    let body: AnnounceBody = serde_json::from_slice(&body)
+        .map_err(|e| WebError::BadRequest(format!("body is not an announcement request: {e}")))?;
+    let id = ResourceId(body.resource_id);
+    if body.dry_run {
+        let preview = state
+            .announcer
+            .preview(&id, body.message.as_deref())
+            .await?;
+        let json = json!({
+            "resource_id": id.0, "subject": preview.subject, "text": preview.text,
+            "html": preview.html, "recipients": preview.recipients,
+            "announced_before": !preview.previous.is_empty(),
+        });
+        return Ok((StatusCode::OK, Json(json)).into_response());
+    }
+    let request = Request {
+        resource: &id,
+        message: body.message.as_deref(),
+        route: Route::Api,
+        force: body.force,
+    };
+    let announced = state.announcer.announce(request, state.clock.now()).await?;
+    state.wake.notify_one();
+    let json = json!({
+        "resource_id": id.0, "announcement_id": announced.id, "recipients": announced.recipients,
+    });
+    Ok((StatusCode::ACCEPTED, Json(json)).into_response())
+}
+
+/// True when `Authorization: Bearer {expected}` was sent; compared in constant time.
+fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Hash both sides so the comparison takes the same time whatever the lengths.
+    use sha2::{Digest, Sha256};
+    let a = Sha256::digest(given.trim().as_bytes());
+    let b = Sha256::digest(expected.as_bytes());
+    a.ct_eq(&b).into()
 }
 
 /// `since` is RFC 3339, or a date meaning its midnight UTC.

@@ -16,6 +16,12 @@ pub enum WebError {
     /// The request itself is wrong.
     #[error("{0}")]
     BadRequest(String),
+    /// No or wrong credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The request conflicts with what was done before.
+    #[error("{0}")]
+    Conflict(String),
     /// Something failed on our side; the message is logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -34,6 +40,18 @@ impl From<crate::store::StoreError> for WebError {
     }
 }
 
+impl From<crate::announce::AnnounceError> for WebError {
+    fn from(e: crate::announce::AnnounceError) -> Self {
+        use crate::announce::AnnounceError as E;
+        match e {
+            E::NotFound(_) => Self::NotFound(e.to_string()),
+            E::AlreadyAnnounced { .. } => Self::Conflict(e.to_string()),
+            E::MessageTooLong => Self::BadRequest(e.to_string()),
+            E::Mail(_) | E::Store(_) => Self::internal(e),
+        }
+    }
+}
+
 impl From<minijinja::Error> for WebError {
     fn from(e: minijinja::Error) -> Self {
         Self::internal(format!("template: {e:#}"))
@@ -45,6 +63,8 @@ impl IntoResponse for WebError {
         let (status, message) = match &self {
             Self::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            Self::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m.clone()),
+            Self::Conflict(m) => (StatusCode::CONFLICT, m.clone()),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "request failed");
                 (

@@ -2,11 +2,15 @@
 //! `serve(listener, state, shutdown)` so tests bind `127.0.0.1:0` themselves.
 //! Handlers are grouped by audience in the submodules.
 
+mod admin;
 mod api;
 mod error;
 mod feeds;
+mod forms;
 mod ops;
 mod pages;
+mod preferences;
+mod security;
 mod subscribe;
 
 use std::future::Future;
@@ -14,19 +18,26 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use tokio::net::TcpListener;
 use tower::util::MapResponseLayer;
 
+use tokio::sync::Notify;
+
+use crate::announce::Announcer;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::feeds::FeedCache;
 use crate::mail::token::SigningKey;
 use crate::render::Templates;
+use crate::signup::Signup;
 use crate::store::Store;
 
+pub use admin::password_hash;
 pub use error::WebError;
+pub use security::Limits;
 
 /// What every handler can reach (as `State<Arc<AppState>>`: one reference
 /// count per request instead of one per field).
@@ -44,10 +55,21 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Signs and checks subscriber tokens.
     pub signing_key: SigningKey,
+    /// Renders, queues and records announcements.
+    pub announcer: Announcer,
+    /// Nudges the outbox worker when something was queued.
+    pub wake: Arc<Notify>,
+    /// Records web sign-ups and queues their confirmations.
+    pub signup: Signup,
+    /// Rate limits kept in this process.
+    pub limits: Arc<Limits>,
+    /// The admin password as an argon2 PHC string; the admin page is off without one.
+    pub admin_hash: Option<Arc<str>>,
 }
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
     Router::new()
         .route("/", get(pages::index))
         .route("/resources/{id}", get(pages::resource))
@@ -56,6 +78,13 @@ pub fn router(state: AppState) -> Router {
         .route("/feeds.opml", get(feeds::opml))
         .route("/api/resources", get(api::list))
         .route("/api/resources/{id}", get(api::show))
+        .route("/api/announcements", post(api::announce))
+        .route("/subscribe", post(subscribe::subscribe))
+        .route("/confirm/{token}", get(subscribe::confirm))
+        .route(
+            "/preferences/{token}",
+            get(preferences::page).post(preferences::save),
+        )
         .route(
             "/unsubscribe/{token}",
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
@@ -63,9 +92,30 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(admin_routes(&state))
         .fallback(pages::not_found)
         .layer(MapResponseLayer::new(security_headers))
-        .with_state(Arc::new(state))
+        .with_state(state)
+}
+
+/// The comms team's pages. Every URL under `/admin`, known or not, passes the
+/// session check; the layer sits on these routes only, so feed requests do
+/// not pay for it.
+fn admin_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin", get(admin::home))
+        .route("/admin/", get(admin::home))
+        .route("/admin/login", get(admin::login_page).post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .route(
+            "/admin/announce/{id}",
+            get(admin::preview).post(admin::announce),
+        )
+        .route("/admin/{*rest}", any(pages::not_found))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            admin::require_session,
+        ))
 }
 
 /// Serve until `shutdown` completes, then finish the requests in flight.
@@ -74,7 +124,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer address is how rate limits tell clients apart.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

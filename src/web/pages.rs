@@ -6,15 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::forms::{FormView, with_cookie};
+use super::security::csrf_issue;
 use super::{AppState, WebError};
 use crate::model::{Category, CategorySlug, Resource, ResourceId};
 use crate::publish;
 use crate::render::STYLESHEET;
 use crate::store::ResourceFilter;
+use crate::store::{CategoryChoice, Frequency};
 use crate::views::{RevisionJson, date_text, excerpt, rfc3339};
 
 /// Resources shown on the front page at most.
@@ -36,6 +39,8 @@ struct IndexPage {
     categories: Vec<CategoryCount>,
     resources: Vec<ResourceView>,
     feeds: Vec<FeedRow>,
+    csrf: String,
+    form: FormView,
 }
 
 /// What `resource.html` sees.
@@ -56,8 +61,9 @@ struct ErrorPage {
     message: &'static str,
 }
 
+/// What every page's `site` is.
 #[derive(Serialize)]
-struct SiteView {
+pub(super) struct SiteView {
     title: String,
     base_path: String,
 }
@@ -121,7 +127,8 @@ impl From<&Resource> for ResourceView {
     }
 }
 
-fn site_view(state: &AppState) -> SiteView {
+/// The `site` of a page.
+pub(super) fn site_view(state: &AppState) -> SiteView {
     SiteView {
         title: state.config.site.title.clone(),
         base_path: state.config.site.base_url.path().to_owned(),
@@ -191,7 +198,8 @@ fn category_counts(resources: &[Resource], categories: &[Category]) -> Vec<Categ
 pub async fn index(
     State(state): State<Arc<AppState>>,
     Query(query): Query<IndexQuery>,
-) -> Result<Html<String>, WebError> {
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let all = state
         .store
         .list_resources(&ResourceFilter::default())
@@ -212,10 +220,19 @@ pub async fn index(
         categories: category_counts(&all, &categories),
         resources: shown,
         feeds: feed_rows(&state, &categories),
+        form: FormView::new(
+            &categories,
+            &CategoryChoice::Only(Vec::new()),
+            Frequency::Weekly,
+        ),
+        csrf: String::new(),
         current,
     };
-    let html = state.templates.render("index.html", page)?;
-    Ok(Html(html))
+    let (csrf, cookie) = csrf_issue(&state, &headers);
+    let html = state
+        .templates
+        .render("index.html", IndexPage { csrf, ..page })?;
+    Ok(with_cookie(Html(html).into_response(), cookie))
 }
 
 /// `GET /resources/{id}`: one resource, including withdrawn ones, with its history.

@@ -6,6 +6,10 @@
 
 mod support;
 
+// Announcements: CLI, API (tokens, 409, force), automatic on ingest, hostile text.
+mod announce;
+// Headless Chromium: subscribe and confirm, announce from the admin page.
+mod browser;
 // The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.
 mod cli;
 // `db copy` from SQLite into an empty database, state intact.
@@ -20,5 +24,7 @@ mod fetch;
 mod scrape;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
 mod serve;
+// The subscribe form, confirmation, and the admin page over HTTP.
+mod web;
 // Store on SQLite and PostgreSQL: migrations, apply, conflicts, queries.
 mod store;

@@ -104,8 +104,14 @@ impl TestApp {
 
     /// Start `tidings serve` and wait until it answers `/healthz`.
     pub async fn serve(&self) -> Served {
+        self.serve_env(&[]).await
+    }
+
+    /// Like `serve`, with extra environment variables (e.g. `TIDINGS_ADMIN_TOKEN`).
+    pub async fn serve_env(&self, env: &[(&str, &str)]) -> Served {
         let child = self
             .command(&["serve"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

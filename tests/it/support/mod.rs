@@ -2,6 +2,8 @@
 
 /// The `tidings` binary in a scratch directory.
 pub mod app;
+/// Headless Chromium through chromedriver's WebDriver API.
+pub mod browser;
 /// Real feed consumers: feedparser, jing, xmllint, newsboat.
 pub mod consumers;
 /// Fresh SQLite and PostgreSQL databases per test.

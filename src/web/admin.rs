@@ -1,0 +1,460 @@
+//! The comms team's page: `/admin` (recent resources with their announcement
+//! state, subscriber counts per category, each source's last run), Announce
+//! (preview, then a CSRF-protected confirm that records route `admin`), and
+//! sign-in with the admin password (argon2), a signed session cookie and a
+//! per-client limit on failed attempts. Without a session every `/admin…` URL
+//! redirects to the sign-in page (`require_session`).
+
+use std::sync::Arc;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::forms::{self, with_cookie};
+use super::pages::{SiteView, site_view};
+use super::security::{
+    SESSION_COOKIE, SESSION_LIFETIME, client_ip, csrf_issue, csrf_ok, session_ok, session_value,
+    set_cookie,
+};
+use super::subscribe::expired_form;
+use super::{AppState, WebError};
+use crate::announce::{AnnounceError, Request as AnnounceRequest};
+use crate::config::Config;
+use crate::mail::token::random_hex;
+use crate::model::ResourceId;
+use crate::store::{CategoryChoice, ResourceFilter, Route, SubscriberStatus};
+use crate::views::rfc3339;
+
+/// Resources listed on `/admin`.
+const RECENT: usize = 30;
+
+/// The admin password as an argon2 PHC string: `TIDINGS_ADMIN_PASSWORD`
+/// hashed now with a random salt, else `admin.password_hash`; `None` turns the page off.
+pub fn password_hash(config: &Config) -> Result<Option<String>, String> {
+    let Some(password) = &config.admin.password else {
+        return Ok(config.admin.password_hash.clone());
+    };
+    let salt_hex = random_hex(16).map_err(|e| e.to_string())?;
+    let salt = SaltString::encode_b64(salt_hex.as_bytes()).map_err(|e| e.to_string())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| Some(h.to_string()))
+        .map_err(|e| format!("could not hash TIDINGS_ADMIN_PASSWORD: {e}"))
+}
+
+/// Middleware: `/admin…` without a valid session redirects to sign-in (404
+/// when no admin password is configured); every admin answer is `no-store`.
+pub async fn require_session(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if path != "/admin" && !path.starts_with("/admin/") {
+        return next.run(request).await;
+    }
+    let Some(hash) = state.admin_hash.clone() else {
+        let text = ["The admin page is off: no admin password is configured."];
+        return forms::notice(&state, StatusCode::NOT_FOUND, "Not available", &text, None)
+            .unwrap_or_else(IntoResponse::into_response);
+    };
+    let open = path == "/admin/login";
+    if !open && !session_ok(&state, request.headers(), &hash) {
+        return Redirect::to(&login_url(&state)).into_response();
+    }
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+fn login_url(state: &AppState) -> String {
+    format!("{}admin/login", state.config.site.base_url.path())
+}
+
+fn home_url(state: &AppState) -> String {
+    format!("{}admin", state.config.site.base_url.path())
+}
+
+#[derive(Serialize)]
+struct LoginPage<'a> {
+    site: SiteView,
+    autodiscovery: [(); 0],
+    csrf: String,
+    error: Option<&'a str>,
+}
+
+/// `GET /admin/login`.
+pub async fn login_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    login_form(&state, &headers, StatusCode::OK, None)
+}
+
+fn login_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Result<Response, WebError> {
+    let (csrf, cookie) = csrf_issue(state, headers);
+    let page = LoginPage {
+        site: site_view(state),
+        autodiscovery: [],
+        csrf,
+        error,
+    };
+    let html = state.templates.render("admin_login.html", page)?;
+    Ok(with_cookie((status, Html(html)).into_response(), cookie))
+}
+
+/// `POST /admin/login`: a right password starts a session; wrong ones count
+/// against the client's limit, and past it even a right one is refused for a while.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let pairs = forms::parse(&body);
+    if !csrf_ok(
+        &state,
+        &headers,
+        forms::value(&pairs, "csrf").unwrap_or_default(),
+    ) {
+        return expired_form(&state);
+    }
+    let Some(hash) = state.admin_hash.clone() else {
+        return Err(WebError::NotFound("not found".to_owned()));
+    };
+    let ip = client_ip(peer, &headers, &state.config.server.trusted_proxies);
+    let now = state.clock.now();
+    if state.limits.sign_in.exhausted(ip, now) {
+        let text = "Too many wrong passwords from your network. Wait 15 minutes and try again.";
+        return login_form(&state, &headers, StatusCode::TOO_MANY_REQUESTS, Some(text));
+    }
+    let password = forms::value(&pairs, "password")
+        .unwrap_or_default()
+        .to_owned();
+    if !verify(hash.to_string(), password).await {
+        state.limits.sign_in.allow(ip, now);
+        warn!("admin sign-in refused: wrong password");
+        return login_form(
+            &state,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            Some("That password is not right."),
+        );
+    }
+    info!("admin signed in");
+    let value = session_value(&state, &hash, now + SESSION_LIFETIME);
+    let path = home_url(&state);
+    let cookie = set_cookie(
+        &state,
+        SESSION_COOKIE,
+        &value,
+        &path,
+        SESSION_LIFETIME.num_seconds(),
+    );
+    Ok(with_cookie(
+        Redirect::to(&path).into_response(),
+        Some(cookie),
+    ))
+}
+
+/// argon2 verification, off the async threads (it is slow on purpose).
+async fn verify(hash: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// `POST /admin/logout`: ends the session in this browser.
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let pairs = forms::parse(&body);
+    if !csrf_ok(
+        &state,
+        &headers,
+        forms::value(&pairs, "csrf").unwrap_or_default(),
+    ) {
+        return expired_form(&state);
+    }
+    let cookie = set_cookie(&state, SESSION_COOKIE, "", &home_url(&state), 0);
+    Ok(with_cookie(
+        Redirect::to(&login_url(&state)).into_response(),
+        Some(cookie),
+    ))
+}
+
+#[derive(Serialize)]
+struct HomePage {
+    site: SiteView,
+    autodiscovery: [(); 0],
+    csrf: String,
+    announced: Option<String>,
+    resources: Vec<ResourceRow>,
+    counts: Vec<CountRow>,
+    runs: Vec<RunRow>,
+}
+
+#[derive(Serialize)]
+struct ResourceRow {
+    id: String,
+    title: String,
+    category: String,
+    first_seen: String,
+    announced: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CountRow {
+    name: String,
+    confirmed: usize,
+    pending: usize,
+}
+
+#[derive(Serialize)]
+struct RunRow {
+    source: String,
+    finished_at: String,
+    ok: bool,
+    entries: i64,
+    new: i64,
+    changed: i64,
+    error: Option<String>,
+}
+
+/// Query of `GET /admin`.
+#[derive(Debug, Deserialize)]
+pub struct HomeQuery {
+    announced: Option<String>,
+}
+
+/// `GET /admin`.
+pub async fn home(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<HomeQuery>,
+) -> Result<Response, WebError> {
+    let filter = ResourceFilter {
+        limit: Some(RECENT),
+        ..ResourceFilter::default()
+    };
+    let resources = state.store.list_resources(&filter).await?;
+    let latest = state.store.latest_announcements().await?;
+    let rows = resources
+        .iter()
+        .map(|r| ResourceRow {
+            id: r.id.to_string(),
+            title: r.title.clone(),
+            category: r.category.name.clone(),
+            first_seen: rfc3339(r.first_seen),
+            announced: latest
+                .get(&r.id.0)
+                .map(|a| format!("{} by {} to {}", rfc3339(a.at), a.route, a.recipients)),
+        })
+        .collect();
+    let (csrf, cookie) = csrf_issue(&state, &headers);
+    let page = HomePage {
+        site: site_view(&state),
+        autodiscovery: [],
+        csrf,
+        announced: query.announced,
+        resources: rows,
+        counts: counts(&state).await?,
+        runs: runs(&state).await?,
+    };
+    let html = state.templates.render("admin.html", page)?;
+    Ok(with_cookie(Html(html).into_response(), cookie))
+}
+
+/// Confirmed and pending subscribers per category ("all" counts in each).
+async fn counts(state: &AppState) -> Result<Vec<CountRow>, WebError> {
+    let known = forms::categories(state).await?;
+    let subscribers = state.store.list_subscribers().await?;
+    let mut rows: BTreeMap<usize, CountRow> = BTreeMap::new();
+    for (i, c) in known.iter().enumerate() {
+        let of = |status| {
+            subscribers
+                .iter()
+                .filter(|s| s.status == status && s.categories.includes(&c.slug))
+                .count()
+        };
+        rows.insert(
+            i,
+            CountRow {
+                name: c.name.clone(),
+                confirmed: of(SubscriberStatus::Confirmed),
+                pending: of(SubscriberStatus::Pending),
+            },
+        );
+    }
+    let everything = subscribers
+        .iter()
+        .filter(|s| s.status == SubscriberStatus::Confirmed && s.categories == CategoryChoice::All)
+        .count();
+    rows.insert(
+        usize::MAX,
+        CountRow {
+            name: "Of these, subscribed to all categories".to_owned(),
+            confirmed: everything,
+            pending: 0,
+        },
+    );
+    Ok(rows.into_values().collect())
+}
+
+async fn runs(state: &AppState) -> Result<Vec<RunRow>, WebError> {
+    Ok(state
+        .store
+        .last_runs()
+        .await?
+        .into_iter()
+        .map(|r| RunRow {
+            source: r.source,
+            finished_at: rfc3339(r.finished_at),
+            ok: r.ok,
+            entries: r.entries,
+            new: r.new,
+            changed: r.changed,
+            error: r.error.filter(|e| !e.is_empty()),
+        })
+        .collect())
+}
+
+#[derive(Serialize)]
+struct PreviewPage {
+    site: SiteView,
+    autodiscovery: [(); 0],
+    csrf: String,
+    id: String,
+    title: String,
+    category: String,
+    subject: String,
+    text: String,
+    message: String,
+    recipients: usize,
+    previous: Vec<String>,
+    error: Option<String>,
+}
+
+/// Query of `GET /admin/announce/{id}`.
+#[derive(Debug, Deserialize)]
+pub struct PreviewQuery {
+    message: Option<String>,
+}
+
+/// `GET /admin/announce/{id}`: the email as subscribers would get it, and to how many.
+pub async fn preview(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(query): Query<PreviewQuery>,
+) -> Result<Response, WebError> {
+    let message = query.message.unwrap_or_default();
+    preview_page(&state, &headers, &id, &message, StatusCode::OK, None).await
+}
+
+async fn preview_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    message: &str,
+    status: StatusCode,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let p = state
+        .announcer
+        .preview(&ResourceId(id.to_owned()), Some(message))
+        .await?;
+    let (csrf, cookie) = csrf_issue(state, headers);
+    let page = PreviewPage {
+        site: site_view(state),
+        autodiscovery: [],
+        csrf,
+        id: id.to_owned(),
+        title: p.resource.title.clone(),
+        category: p.resource.category.name.clone(),
+        subject: p.subject,
+        text: p.text,
+        message: message.to_owned(),
+        recipients: p.recipients,
+        previous: p
+            .previous
+            .iter()
+            .map(|a| format!("{} by {} to {}", rfc3339(a.at), a.route, a.recipients))
+            .collect(),
+        error,
+    };
+    let html = state.templates.render("admin_preview.html", page)?;
+    Ok(with_cookie((status, Html(html)).into_response(), cookie))
+}
+
+/// `POST /admin/announce/{id}`: queues and records the announcement (route `admin`).
+pub async fn announce(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let pairs = forms::parse(&body);
+    if !csrf_ok(
+        &state,
+        &headers,
+        forms::value(&pairs, "csrf").unwrap_or_default(),
+    ) {
+        return expired_form(&state);
+    }
+    let message = forms::value(&pairs, "message")
+        .unwrap_or_default()
+        .to_owned();
+    let resource = ResourceId(id.clone());
+    let request = AnnounceRequest {
+        resource: &resource,
+        message: Some(&message),
+        route: Route::Admin,
+        force: forms::value(&pairs, "force") == Some("yes"),
+    };
+    match state.announcer.announce(request, state.clock.now()).await {
+        Ok(done) => {
+            state.wake.notify_one();
+            let url = format!("{}?announced={}", home_url(&state), done.recipients);
+            Ok(Redirect::to(&url).into_response())
+        }
+        Err(e @ AnnounceError::AlreadyAnnounced { .. }) => {
+            preview_page(
+                &state,
+                &headers,
+                &id,
+                &message,
+                StatusCode::CONFLICT,
+                Some(e.to_string()),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}

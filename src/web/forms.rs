@@ -1,0 +1,146 @@
+//! Pieces the HTML forms share: reading an urlencoded body (repeated keys
+//! kept, which axum's `Form` drops), the subscription fields (categories and
+//! frequency), the category list offered, and plain notice pages.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+
+use super::pages::{SiteView, site_view};
+use super::{AppState, WebError};
+use crate::model::{Category, CategorySlug};
+use crate::publish;
+use crate::store::{CategoryChoice, Frequency, ResourceFilter};
+
+/// An urlencoded body as (key, value) pairs, in order.
+pub fn parse(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// The first value of `key`.
+pub fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Categories a subscriber may choose: configured, "other", and any in the store.
+pub async fn categories(state: &AppState) -> Result<Vec<Category>, WebError> {
+    let filter = ResourceFilter {
+        include_withdrawn: true,
+        ..ResourceFilter::default()
+    };
+    let resources = state.store.list_resources(&filter).await?;
+    Ok(publish::feed_categories(&state.config, &resources))
+}
+
+/// The chosen categories and frequency of a form, or what is wrong with them.
+pub fn choice(
+    pairs: &[(String, String)],
+    known: &[Category],
+) -> Result<(CategoryChoice, Frequency), &'static str> {
+    let picked: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "categories")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let frequency = value(pairs, "frequency")
+        .and_then(Frequency::parse)
+        .ok_or("Choose how often you want emails.")?;
+    if picked.contains(&"all") {
+        return Ok((CategoryChoice::All, frequency));
+    }
+    let mut slugs = Vec::new();
+    for name in picked {
+        let slug = CategorySlug::from_name(name);
+        if !known.iter().any(|c| c.slug == slug) {
+            return Err("Choose categories from the list.");
+        }
+        if !slugs.contains(&slug) {
+            slugs.push(slug);
+        }
+    }
+    if slugs.is_empty() {
+        return Err("Choose at least one category.");
+    }
+    Ok((CategoryChoice::Only(slugs), frequency))
+}
+
+/// What `subscribe_fields.html` sees as `form`.
+#[derive(Serialize)]
+pub struct FormView {
+    all: bool,
+    categories: Vec<CategoryBox>,
+    frequency: &'static str,
+}
+
+#[derive(Serialize)]
+struct CategoryBox {
+    slug: String,
+    name: String,
+    checked: bool,
+}
+
+impl FormView {
+    /// The fields for `known` categories, with `choice` and `frequency` ticked.
+    pub fn new(known: &[Category], choice: &CategoryChoice, frequency: Frequency) -> Self {
+        Self {
+            all: *choice == CategoryChoice::All,
+            categories: known
+                .iter()
+                .map(|c| CategoryBox {
+                    slug: c.slug.to_string(),
+                    name: c.name.clone(),
+                    checked: matches!(choice, CategoryChoice::Only(s) if s.contains(&c.slug)),
+                })
+                .collect(),
+            frequency: frequency.as_str(),
+        }
+    }
+}
+
+/// A link under a notice.
+#[derive(Serialize)]
+pub struct Link {
+    /// Where to.
+    pub href: String,
+    /// Its text.
+    pub text: &'static str,
+}
+
+#[derive(Serialize)]
+struct NoticePage<'a> {
+    site: SiteView,
+    autodiscovery: [(); 0],
+    heading: &'a str,
+    paragraphs: &'a [&'a str],
+    link: Option<Link>,
+}
+
+/// A plain page with a heading, some paragraphs and maybe a link.
+pub fn notice(
+    state: &AppState,
+    status: StatusCode,
+    heading: &str,
+    paragraphs: &[&str],
+    link: Option<Link>,
+) -> Result<Response, WebError> {
+    let page = NoticePage {
+        site: site_view(state),
+        autodiscovery: [],
+        heading,
+        paragraphs,
+        link,
+    };
+    let html = state.templates.render("notice.html", page)?;
+    Ok((status, Html(html)).into_response())
+}
+
+/// `response` with `cookie` set, if there is one.
+pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(cookie) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}

@@ -1,0 +1,177 @@
+//! A real headless Chromium (Debian's) driven through `chromedriver`'s
+//! WebDriver HTTP API with reqwest: a handful of commands, no client crate
+//! (fantoccini would pull in a second TLS stack). Screenshots go to
+//! `target/test-artifacts/`. chromedriver is killed when dropped.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::app::{free_port, wait_until};
+use super::http;
+
+/// The W3C key of an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A browser session.
+pub struct Browser {
+    driver: Child,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Start chromedriver and a headless Chromium session.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts (package chromium-driver)");
+        let root = format!("http://127.0.0.1:{port}");
+        let status = format!("{root}/status");
+        wait_until(Duration::from_secs(20), || async {
+            http().get(&status).send().await.is_ok()
+        })
+        .await;
+        let profile = tempfile::tempdir().expect("profile dir");
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1024,1400",
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let caps = json!({ "capabilities": { "alwaysMatch": { "browserName": "chrome",
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args } } } });
+        let created = call(&format!("{root}/session"), Some(caps)).await;
+        let id = created["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
+        Self {
+            driver,
+            base: format!("{root}/session/{id}"),
+            _profile: profile,
+        }
+    }
+
+    /// Open `url`.
+    pub async fn goto(&self, url: &str) {
+        call(&format!("{}/url", self.base), Some(json!({ "url": url }))).await;
+    }
+
+    /// The current URL.
+    pub async fn url(&self) -> String {
+        get(&format!("{}/url", self.base))
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The page's HTML.
+    pub async fn source(&self) -> String {
+        get(&format!("{}/source", self.base))
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The first element matching `css`.
+    pub async fn find(&self, css: &str) -> String {
+        let found = call(
+            &format!("{}/element", self.base),
+            Some(json!({ "using": "css selector", "value": css })),
+        )
+        .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {found}"))
+            .to_owned()
+    }
+
+    /// Click the element matching `css`.
+    pub async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        call(
+            &format!("{}/element/{id}/click", self.base),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Type `text` into the element matching `css`.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        call(
+            &format!("{}/element/{id}/value", self.base),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    /// Save a screenshot as `target/test-artifacts/{name}.png`.
+    pub async fn screenshot(&self, name: &str) {
+        let data = get(&format!("{}/screenshot", self.base)).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap())
+            .unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+async fn call(url: &str, body: Option<Value>) -> Value {
+    let request = http().post(url).header("content-type", "application/json");
+    let body = body.unwrap_or(json!({})).to_string();
+    let response = request
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let value: Value = response.json_value().await;
+    if value["value"].get("error").is_some() {
+        panic!("WebDriver {url}: {}", value["value"]);
+    }
+    value["value"].clone()
+}
+
+async fn get(url: &str) -> Value {
+    let response = http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    response.json_value().await["value"].clone()
+}
+
+trait JsonValue {
+    async fn json_value(self) -> Value;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> Value {
+        let text = self.text().await.unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}

@@ -1,0 +1,237 @@
+// The subscribe form, confirmation links and the admin page over real HTTP:
+// CSRF, one confirmation per address per window with identical answers,
+// sign-in refusals and limits, redirects without a session, announcing.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+use crate::support::app::{TestApp, wait_until};
+use crate::support::db::on_every_backend;
+use crate::support::http;
+use crate::support::smtp::{Maildir, header};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn smtp_config(url: &str) -> String {
+    format!(
+        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nfrom = \"Test Library <news@example.org>\"\ntimeout_s = 2\nretry_base_s = 1\n"
+    )
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// GET `url`; the CSRF field of its form and the cookies it set.
+async fn form_of(url: &str, cookies: &str) -> (String, String) {
+    let response = http()
+        .get(url)
+        .header(COOKIE, cookies)
+        .send()
+        .await
+        .unwrap();
+    let set: Vec<String> = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    let body = response.text().await.unwrap();
+    let csrf = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no csrf field in {body}"))
+        .to_owned();
+    let jar = if set.is_empty() {
+        cookies.to_owned()
+    } else {
+        set.join("; ")
+    };
+    (csrf, jar)
+}
+
+async fn post_form(url: &str, cookies: &str, body: &str) -> reqwest::Response {
+    no_redirects()
+        .post(url)
+        .header(COOKIE, cookies)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_address_subscribed_twice_gets_one_confirmation_and_the_same_page() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start();
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url()));
+        app.run_ok(&["ingest"]);
+        let _served = app.serve().await;
+        let (csrf, jar) = form_of(&app.url("/"), "").await;
+        let body = format!("csrf={csrf}&email=Reader%40Example.org&categories=leaflets&categories=news&frequency=daily");
+        let forged = post_form(&app.url("/subscribe"), "", &body).await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN, "no CSRF cookie, no sign-up");
+        let first = post_form(&app.url("/subscribe"), &jar, &body).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let first = first.text().await.unwrap();
+        let second = post_form(&app.url("/subscribe"), &jar, &body).await.text().await.unwrap();
+        assert_eq!(first, second, "the answer never tells what happened");
+        assert!(first.contains("Check your email"));
+        wait_until(Duration::from_secs(30), || async { sink.count() >= 1 }).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1, "one confirmation per address per window");
+        let m = &messages[0];
+        assert_eq!(header(m, "x-tidings-kind"), "confirmation");
+        assert_eq!(header(m, "to"), "Reader@example.org");
+        let text = m["text"].as_str().unwrap();
+        let link = text.lines().find(|l| l.contains("/confirm/")).unwrap().trim().to_owned();
+        let page = http().get(&link).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("Subscription confirmed"));
+        let list = app.json(&["subscribers", "list", "--json"]);
+        assert_eq!(list[0]["status"], "confirmed");
+        assert_eq!(list[0]["frequency"], "daily");
+        assert_eq!(list[0]["categories"], serde_json::json!(["leaflets", "news"]));
+        // Confirmed now: subscribing again sends nothing and reads the same.
+        let third = post_form(&app.url("/subscribe"), &jar, &body).await.text().await.unwrap();
+        assert_eq!(third, first);
+        let tampered = format!("{}0", &link[..link.len() - 1]);
+        assert_eq!(http().get(&tampered).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_session_every_admin_url_redirects_and_wrong_passwords_are_limited() {
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db.path().join("t.db").display());
+    let app = TestApp::new(&url, "");
+    let _served = app.serve_env(&[("TIDINGS_ADMIN_PASSWORD", PASSWORD)]).await;
+    for path in [
+        "/admin",
+        "/admin/",
+        "/admin/announce/abc",
+        "/admin/anything/else",
+    ] {
+        let r = no_redirects().get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.headers()[LOCATION], "/admin/login", "{path}");
+    }
+    let r = post_form(&app.url("/admin/announce/abc"), "", "csrf=x").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (csrf, jar) = form_of(&app.url("/admin/login"), "").await;
+    for _ in 0..5 {
+        let r = post_form(
+            &app.url("/admin/login"),
+            &jar,
+            &format!("csrf={csrf}&password=wrong"),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            r.headers()
+                .get(SET_COOKIE)
+                .is_none_or(|c| !c.to_str().unwrap().contains("tidings_admin"))
+        );
+    }
+    let right = format!("csrf={csrf}&password={}", PASSWORD.replace(' ', "+"));
+    let r = post_form(&app.url("/admin/login"), &jar, &right).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "limited, even with the right password"
+    );
+}
+
+/// Signs in and returns the cookie jar holding the session.
+pub async fn sign_in(app: &TestApp) -> String {
+    let (csrf, jar) = form_of(&app.url("/admin/login"), "").await;
+    let right = format!("csrf={csrf}&password={}", PASSWORD.replace(' ', "+"));
+    let r = post_form(&app.url("/admin/login"), &jar, &right).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session = r.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Strict"),
+        "{session}"
+    );
+    format!("{jar}; {}", session.split(';').next().unwrap())
+}
+
+#[tokio::test]
+async fn the_admin_previews_confirms_and_records_an_announcement() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start();
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url()));
+        app.run_ok(&[
+            "subscribers",
+            "add",
+            "ann@example.org",
+            "--categories",
+            "leaflets",
+            "--confirmed",
+        ]);
+        app.run_ok(&["ingest"]);
+        let _served = app.serve_env(&[("TIDINGS_ADMIN_PASSWORD", PASSWORD)]).await;
+        let jar = sign_in(&app).await;
+        let home = http()
+            .get(app.url("/admin"))
+            .header(COOKIE, &jar)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            home.contains("Recent resources") && home.contains("Not yet"),
+            "{home}"
+        );
+        let list = app.json(&["resources", "list", "--json"]);
+        let ocean = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["title"].as_str().unwrap().starts_with("OCEAN"))
+            .unwrap();
+        let id = ocean["id"].as_str().unwrap();
+        let preview_url = app.url(&format!("/admin/announce/{id}"));
+        let (csrf, _) = form_of(&preview_url, &jar).await;
+        let preview = http()
+            .get(&preview_url)
+            .header(COOKIE, &jar)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            preview.contains("<strong>1</strong> confirmed subscriber(s) of Leaflets"),
+            "{preview}"
+        );
+        let r = post_form(&preview_url, &jar, &format!("csrf={csrf}&message=Hello")).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        wait_until(Duration::from_secs(30), || async { sink.count() >= 1 }).await;
+        let again = post_form(&preview_url, &jar, &format!("csrf={csrf}&message=Hello")).await;
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+        let home = http()
+            .get(app.url("/admin"))
+            .header(COOKIE, &jar)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(home.contains("by admin to 1"), "{home}");
+    })
+    .await;
+}
