@@ -387,7 +387,9 @@ pub(super) async fn deliver(store: &Store, delivery: &Delivery) -> Result<Delive
 
 /// Exit 1 when something failed for good in this run or still waits for a retry.
 pub(super) async fn finish(store: &Store, report: DeliveryReport) -> Result<ExitCode> {
-    let queued = store.outbox_backlog().await?.queued;
+    // Only rows that were tried and wait for a retry: fresh rows another
+    // process just queued are that process's to deliver, not a failure here.
+    let queued = store.outbox_backlog().await?.retrying;
     if report.failed == 0 && queued == 0 {
         return Ok(ExitCode::SUCCESS);
     }

@@ -84,8 +84,10 @@ pub struct Claimed {
 /// What is left in the outbox, for deciding whether to wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutboxBacklog {
-    /// Queued rows waiting for a later retry.
+    /// Queued rows: new ones and those waiting for a later retry.
     pub queued: i64,
+    /// Queued rows that were tried before and wait for a retry.
+    pub retrying: i64,
     /// Rows another process is sending, and when the last claim runs out.
     pub sending: i64,
     /// The latest `claimed_until` among them.
@@ -299,7 +301,8 @@ impl Store {
 
     /// What is left: queued for later, being sent elsewhere, failed.
     pub async fn outbox_backlog(&self) -> Result<OutboxBacklog, StoreError> {
-        let sql = "SELECT status, COUNT(*) AS n, MAX(claimed_until) AS until FROM outbox \
+        let sql = "SELECT status, COUNT(*) AS n, MAX(claimed_until) AS until, \
+                   COUNT(CASE WHEN attempts > 0 THEN 1 END) AS tried FROM outbox \
                    WHERE status <> 'sent' GROUP BY status";
         let rows = sqlx::query(sql)
             .fetch_all(&self.pool)
@@ -307,16 +310,20 @@ impl Store {
             .map_err(StoreError::db("count the outbox"))?;
         let mut backlog = OutboxBacklog::default();
         for row in &rows {
-            let decode = || -> Result<(String, i64, Option<String>), sqlx::Error> {
+            let decode = || -> Result<(String, i64, Option<String>, i64), sqlx::Error> {
                 Ok((
                     row.try_get("status")?,
                     row.try_get("n")?,
                     row.try_get("until")?,
+                    row.try_get("tried")?,
                 ))
             };
-            let (status, n, until) = decode().map_err(StoreError::db("count the outbox"))?;
+            let (status, n, until, tried) = decode().map_err(StoreError::db("count the outbox"))?;
             match status.as_str() {
-                "queued" => backlog.queued = n,
+                "queued" => {
+                    backlog.queued = n;
+                    backlog.retrying = tried;
+                }
                 "failed" => backlog.failed = n,
                 _ => {
                     backlog.sending = n;
