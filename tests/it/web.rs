@@ -235,3 +235,64 @@ async fn the_admin_previews_confirms_and_records_an_announcement() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn preferences_change_categories_and_frequency_with_the_token_from_an_email() {
+    on_every_backend(|db| async move {
+        let app = TestApp::new(&db.url, "[mail]\ntransport = \"file\"\ndir = \"outbox\"\n");
+        app.run_ok(&[
+            "subscribers",
+            "add",
+            "pat@example.org",
+            "--categories",
+            "leaflets",
+            "--confirmed",
+        ]);
+        // Ingest after confirming: a subscriber's first window starts then.
+        app.run_ok(&["ingest"]);
+        app.run_ok(&["digest", "send", "--now"]);
+        let eml = std::fs::read_dir(app.path("outbox"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .find(|m| m.contains("pat@example.org"))
+            .expect("the digest was written as a file");
+        let token = eml
+            .split("/unsubscribe/")
+            .nth(1)
+            .and_then(|rest| rest.split('>').next())
+            .expect("a List-Unsubscribe link")
+            .to_owned();
+        let _served = app.serve().await;
+        let page = app.url(&format!("/preferences/{token}"));
+        let (csrf, jar) = form_of(&page, "").await;
+        let no_cookie = post_form(
+            &page,
+            "",
+            &format!("csrf={csrf}&categories=news&frequency=daily"),
+        )
+        .await;
+        assert_eq!(
+            no_cookie.status(),
+            StatusCode::FORBIDDEN,
+            "the form is CSRF-protected"
+        );
+        let saved = post_form(
+            &page,
+            &jar,
+            &format!("csrf={csrf}&categories=news&categories=reports&frequency=daily"),
+        )
+        .await;
+        assert_eq!(saved.status(), StatusCode::OK);
+        let list = app.json(&["subscribers", "list", "--json"]);
+        let pat = &list.as_array().unwrap()[0];
+        assert_eq!(pat["categories"], serde_json::json!(["news", "reports"]));
+        assert_eq!(pat["frequency"], "daily");
+        let forged = http()
+            .get(app.url("/preferences/1.00000000000000000000000000000000"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::NOT_FOUND);
+    })
+    .await;
+}
