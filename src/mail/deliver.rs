@@ -122,6 +122,7 @@ impl Delivery {
             self.pass(&mut report, progress).await?;
             let backlog = self.store.outbox_backlog().await?;
             let Some(until) = backlog.sending_until.filter(|_| backlog.sending > 0) else {
+                self.mailer.close().await;
                 return Ok(report);
             };
             // Someone holds rows: wait until their lease runs out (they may be
@@ -154,7 +155,10 @@ impl Delivery {
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
                 () = wake.notified() => {}
-                _ = stop.changed() => return,
+                _ = stop.changed() => {
+                    self.mailer.close().await;
+                    return;
+                }
             }
         }
     }

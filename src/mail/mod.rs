@@ -1,20 +1,23 @@
-//! Email: the `Mailer` over lettre (pooled SMTP, or `.eml` files), with every
-//! send bounded by `mail.timeout` (lettre's own timeout covers only the
-//! connect) and its failure classified by `SendError`. Deciding who gets what
-//! is `digest`'s; composing is `compose`'s; the outbox worker is `deliver`'s.
+//! Email: the `Mailer` over SMTP (`smtp`'s pool of lettre connections) or
+//! `.eml` files, with every send bounded by `mail.timeout` and its failure
+//! classified by `SendError`. Deciding who gets what is `digest`'s; composing
+//! is `compose`'s; the outbox worker is `deliver`'s.
 
 pub mod address;
 pub mod compose;
 pub mod deliver;
 pub mod digest;
+mod smtp;
 pub mod token;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use lettre::Address;
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use self::smtp::SmtpPool;
 
 use crate::config::{MailConfig, MailTransport};
 use crate::store::StoreError;
@@ -66,7 +69,7 @@ impl SendError {
 /// Where mail goes.
 #[derive(Clone)]
 enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<SmtpPool>),
     File(PathBuf),
 }
 
@@ -89,21 +92,17 @@ impl std::fmt::Debug for Mailer {
 }
 
 impl Mailer {
-    /// A mailer for `config`: a pool of up to `concurrency` SMTP connections
-    /// (plain, STARTTLS or TLS and credentials from the URL), or a folder.
+    /// A mailer for `config`: a pool of up to `concurrency` idle SMTP
+    /// connections (plain, STARTTLS or TLS and credentials from the URL, each
+    /// TCP connect bounded by `timeout`), or a folder.
     pub fn new(config: &MailConfig) -> Result<Self, MailError> {
         let transport = match &config.transport {
             MailTransport::File { dir } => Transport::File(dir.clone()),
             MailTransport::Smtp { url } => {
-                let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| MailError::Transport(e.to_string()))?;
-                let pool = PoolConfig::new().max_size(config.concurrency);
-                Transport::Smtp(
-                    builder
-                        .timeout(Some(config.timeout))
-                        .pool_config(pool)
-                        .build(),
-                )
+                let idle = config.concurrency as usize;
+                let pool =
+                    SmtpPool::new(url, idle, config.timeout).map_err(MailError::Transport)?;
+                Transport::Smtp(Arc::new(pool))
             }
         };
         let from = compose::mailbox(&config.from)?.email;
@@ -127,6 +126,13 @@ impl Mailer {
         }
     }
 
+    /// Closes idle SMTP connections politely (`QUIT`); later sends open new ones.
+    pub async fn close(&self) {
+        if let Transport::Smtp(smtp) = &self.transport {
+            smtp.close().await;
+        }
+    }
+
     async fn send_unbounded(
         &self,
         recipient: &str,
@@ -140,24 +146,12 @@ impl Mailer {
                     .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?;
                 let envelope = Envelope::new(Some(self.from.clone()), vec![to])
                     .map_err(|e| SendError::Permanent(format!("bad envelope: {e}")))?;
-                smtp.send_raw(&envelope, message)
-                    .await
-                    .map(drop)
-                    .map_err(classify)
+                smtp.send(&envelope, message).await
             }
             Transport::File(dir) => write_eml(dir, name, message).await.map_err(|e| {
                 SendError::Transient(format!("could not write to {}: {e}", dir.display()))
             }),
         }
-    }
-}
-
-/// 5xx is final; 4xx, network errors and a dropped connection are worth retrying.
-fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
-        SendError::Permanent(e.to_string())
-    } else {
-        SendError::Transient(e.to_string())
     }
 }
 

@@ -171,21 +171,17 @@ impl Store {
             StoreError::open(url, "unsupported scheme: use sqlite://PATH or postgres://…")
         })?;
         let (connect_url, options) = match backend {
-            Backend::Sqlite => sqlite_options(url)?,
+            Backend::Sqlite => {
+                let (connect_url, options) = sqlite_options(url)?;
+                let options = options.after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)));
+                (connect_url, options)
+            }
             Backend::Postgres => (url.to_owned(), AnyPoolOptions::new()),
         };
         let pool = options
             .connect(&connect_url)
             .await
             .map_err(|e| StoreError::open(url, e))?;
-        if backend == Backend::Sqlite {
-            // Several processes may share the file: WAL lets readers run beside the
-            // one writer; sqlx's busy timeout (5 s) makes writers wait their turn.
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await
-                .map_err(|e| StoreError::open(url, e))?;
-        }
         Ok(Self { pool, backend })
     }
 
@@ -245,6 +241,25 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Run on every SQLite connection. WAL: several processes may share the file,
+/// and readers run beside the one writer (sqlx's 5 s busy timeout makes writers
+/// wait their turn). `synchronous = NORMAL`, safe in WAL mode: a commit returns
+/// without an fsync (the WAL is synced at checkpoints), so marking an outbox
+/// row sent no longer waits on the disk. A commit that returned survives a
+/// crash or SIGKILL of the process (it is in the OS's page cache) and the file
+/// is never corrupted, but a power loss or OS crash can undo the last commits:
+/// a message marked sent then goes out again (same `Message-ID`), an
+/// unsubscribe made just before is lost, an ingest run is redone.
+async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await
+        .map(drop)
 }
 
 /// The URL and pool options for a SQLite database: created if missing (`mode=rwc`),

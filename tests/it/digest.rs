@@ -383,6 +383,15 @@ async fn sigkill_in_the_middle_of_1000_digests_then_rerun_gives_everyone_one() {
             at_kill < 1000,
             "killed too late to prove anything ({at_kill})"
         );
+        let status_at_kill: HashMap<String, String> = outbox(&app)
+            .iter()
+            .map(|r| {
+                (
+                    r["recipient"].as_str().unwrap().to_owned(),
+                    r["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
         app.run_ok(&["digest", "send"]);
         let messages = sink.messages();
         let received = by_recipient(&messages);
@@ -391,11 +400,22 @@ async fn sigkill_in_the_middle_of_1000_digests_then_rerun_gives_everyone_one() {
         for (to, mine) in &received {
             let ids: HashSet<&str> = mine.iter().map(|m| header(m, "message-id")).collect();
             assert_eq!(ids.len(), 1, "{to} got {} different digests", ids.len());
+            if mine.len() > 1 {
+                // Only a row the server took but we had not yet marked sent.
+                assert_eq!(
+                    status_at_kill[to.as_str()],
+                    "sending",
+                    "{to} was sent again"
+                );
+            }
             repeats += mine.len() - 1;
         }
-        // A message the server accepted in the instant before the kill, not yet
-        // marked sent, is sent again with the same Message-ID: at most one per
-        // send in flight (mail.concurrency).
+        // A message the server had stored when the process died, but whose row
+        // was not yet marked sent, is sent again with the same Message-ID: at
+        // most one per send in flight (mail.concurrency = 4). Marking sent no
+        // longer waits for an fsync (well under 1 ms here), so what is left is
+        // mostly the server's own time between storing and answering `250`:
+        // 0 to 2 repeats were seen, but no bound below the concurrency holds.
         assert!(repeats <= 4, "{repeats} repeated deliveries");
         eprintln!("killed after {at_kill} of 1000; {repeats} repeated deliveries");
     })

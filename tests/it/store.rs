@@ -548,3 +548,28 @@ async fn issue_5_runs_larger_than_one_statement_apply_whole() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn every_sqlite_connection_is_wal_with_synchronous_normal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::open(&url).await.unwrap();
+    // Hold several connections at once, so the pool opens more than one.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(store.pool().acquire().await.unwrap());
+    }
+    for conn in &mut held {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // 1 = NORMAL (2 = FULL, SQLite's default).
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        assert_eq!(sync, 1);
+    }
+}

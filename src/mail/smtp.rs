@@ -1,0 +1,464 @@
+//! Tidings' own pool of SMTP connections: lettre's `AsyncSmtpConnection` (the
+//! protocol) over sockets this module opens with `TCP_NODELAY`. lettre 0.11
+//! writes a message's body and its final `.` as two writes; with Nagle's
+//! algorithm on, the dot waited for the server's delayed ACK (~40 ms a message).
+//! Bounding each send in time is the caller's (`Mailer::send`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::{SMTP_PORT, SUBMISSION_PORT, SUBMISSIONS_PORT};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tracing::debug;
+use url::{Host, Url};
+
+use super::SendError;
+
+/// An idle connection older than this is closed rather than reused (lettre's default).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection being closed may take to answer `QUIT`.
+const QUIT_WAIT: Duration = Duration::from_secs(2);
+
+/// Up to `max_idle` open connections to one relay, reused LIFO. A connection
+/// that failed in any way is closed, never put back.
+pub(crate) struct SmtpPool {
+    relay: Relay,
+    idle: Mutex<Vec<Idle>>,
+    max_idle: usize,
+}
+
+struct Idle {
+    conn: AsyncSmtpConnection,
+    since: Instant,
+}
+
+impl SmtpPool {
+    /// A pool for `url` (lettre's URL rules, see `Relay::from_url`), keeping at
+    /// most `max_idle` idle connections; `connect_timeout` bounds each TCP connect.
+    pub(crate) fn new(
+        url: &str,
+        max_idle: usize,
+        connect_timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            relay: Relay::from_url(url, connect_timeout)?,
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+        })
+    }
+
+    /// Sends `message` to the envelope's recipients. A pooled connection is
+    /// used without a `NOOP` check: if it fails before `MAIL FROM` is accepted
+    /// (nothing of this message has been sent), the send starts again once on
+    /// a fresh connection. Past that point a failure is returned, never retried.
+    pub(crate) async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+        if let Some(mut conn) = self.take_idle() {
+            match mail_from(&mut conn, envelope, message).await {
+                Ok(()) => return self.finish(conn, envelope, message).await,
+                Err(e) => {
+                    debug!(error = %e, "a pooled connection failed before MAIL FROM; using a fresh one");
+                    discard(conn);
+                }
+            }
+        }
+        let mut conn = self.relay.connect().await?;
+        if let Err(e) = mail_from(&mut conn, envelope, message).await {
+            discard(conn);
+            return Err(e);
+        }
+        self.finish(conn, envelope, message).await
+    }
+
+    /// Says `QUIT` on every idle connection and closes it.
+    pub(crate) async fn close(&self) {
+        let idle = std::mem::take(&mut *self.lock());
+        let mut quitting = JoinSet::new();
+        for Idle { conn, .. } in idle {
+            quitting.spawn(quit(conn));
+        }
+        while quitting.join_next().await.is_some() {}
+    }
+
+    /// RCPT TO, DATA and the message, after `MAIL FROM` was accepted.
+    async fn finish(
+        &self,
+        mut conn: AsyncSmtpConnection,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<(), SendError> {
+        match rcpt_and_data(&mut conn, envelope, message).await {
+            Ok(()) => {
+                self.put(conn);
+                Ok(())
+            }
+            Err(e) => {
+                discard(conn);
+                Err(classify(&e))
+            }
+        }
+    }
+
+    /// The most recently used idle connection still young enough.
+    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.lock();
+        while let Some(Idle { conn, since }) = idle.pop() {
+            if since.elapsed() < IDLE_TIMEOUT {
+                return Some(conn);
+            }
+            discard(conn);
+        }
+        None
+    }
+
+    fn put(&self, conn: AsyncSmtpConnection) {
+        let mut idle = self.lock();
+        if idle.len() < self.max_idle {
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        } else {
+            drop(idle);
+            discard(conn);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        // The list stays consistent whatever panicked while holding it.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `MAIL FROM`, with SMTPUTF8 / 8BITMIME when the envelope or body need them
+/// (as lettre's `send` does, whose client errors count as transient).
+async fn mail_from(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<(), SendError> {
+    let info = conn.server_info();
+    let mut options = Vec::new();
+    let non_ascii_address = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii_address {
+        if !info.supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Transient(
+                "the envelope has non-ASCII addresses but the server lacks SMTPUTF8".into(),
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.is_ascii() {
+        if !info.supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Transient(
+                "the message is not ASCII but the server lacks 8BITMIME".into(),
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let mail = Mail::new(envelope.from().cloned(), options);
+    conn.command(mail).await.map(drop).map_err(|e| classify(&e))
+}
+
+async fn rcpt_and_data(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+) -> Result<(), lettre::transport::smtp::Error> {
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    }
+    conn.command(Data).await?;
+    // Dot-stuffs, writes the body, then `\r\n.\r\n`; NODELAY sends the dot at once.
+    conn.message(message).await.map(drop)
+}
+
+/// Closes `conn` in the background, saying `QUIT` first (RFC 5321 §4.1.1.10)
+/// without making the caller wait for the answer.
+fn discard(conn: AsyncSmtpConnection) {
+    tokio::spawn(quit(conn));
+}
+
+async fn quit(mut conn: AsyncSmtpConnection) {
+    // `abort` sends QUIT unless the connection is known broken, then closes it.
+    let _ = tokio::time::timeout(QUIT_WAIT, conn.abort()).await;
+}
+
+/// 5xx is final; 4xx, network errors and a dropped connection are worth retrying.
+pub(crate) fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    if e.is_permanent() {
+        SendError::Permanent(e.to_string())
+    } else {
+        SendError::Transient(e.to_string())
+    }
+}
+
+/// How the connection is secured, as lettre's `AsyncSmtpTransport::from_url` reads the URL.
+enum Security {
+    /// `smtp://host[:25]`: plain text, no STARTTLS even if offered.
+    Plain,
+    /// `smtp://host[:587]?tls=opportunistic` (STARTTLS when offered) or
+    /// `?tls=required` (STARTTLS or fail).
+    StartTls {
+        params: TlsParameters,
+        required: bool,
+    },
+    /// `smtps://host[:465]`: TLS from the first byte.
+    Implicit(Arc<rustls::ClientConfig>),
+}
+
+/// Where and how to connect, from `mail.smtp_url`.
+struct Relay {
+    host: String,
+    port: u16,
+    security: Security,
+    hello: ClientId,
+    credentials: Option<Credentials>,
+    connect_timeout: Duration,
+}
+
+impl Relay {
+    /// Reads `url` with the rules of lettre 0.11's `from_url`: the scheme and
+    /// `tls` parameter choose `Security` and the default port; a path names the
+    /// EHLO host; a user with a password gives credentials (AUTH PLAIN or
+    /// LOGIN), percent-decoded. Certificates are checked against webpki's roots.
+    fn from_url(text: &str, connect_timeout: Duration) -> Result<Self, String> {
+        let url = Url::parse(text).map_err(|e| e.to_string())?;
+        let host = match url.host() {
+            Some(Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err("the URL has no host".into()),
+        };
+        let tls = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let (default_port, security) = match (url.scheme(), tls.as_deref()) {
+            ("smtp", None) => (SMTP_PORT, Security::Plain),
+            ("smtp", Some(mode @ ("required" | "opportunistic"))) => {
+                let params = TlsParameters::new(host.clone()).map_err(|e| e.to_string())?;
+                let required = mode == "required";
+                (SUBMISSION_PORT, Security::StartTls { params, required })
+            }
+            ("smtps", _) => (SUBMISSIONS_PORT, Security::Implicit(implicit_tls_config()?)),
+            (scheme, tls) => {
+                return Err(format!(
+                    "unknown scheme {scheme:?} or tls parameter {tls:?}"
+                ));
+            }
+        };
+        let hello = match url.path().trim_matches('/') {
+            "" => ClientId::default(),
+            name => ClientId::Domain(name.to_owned()),
+        };
+        Ok(Self {
+            port: url.port().unwrap_or(default_port),
+            credentials: credentials(&url)?,
+            host,
+            security,
+            hello,
+            connect_timeout,
+        })
+    }
+
+    /// A connection that has said EHLO, secured and authenticated as configured.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let tcp = self.tcp().await?;
+        let stream: Box<dyn AsyncTokioStream> = match &self.security {
+            Security::Implicit(config) => {
+                Box::new(ImplicitTls::handshake(config, &self.host, tcp).await?)
+            }
+            Security::Plain | Security::StartTls { .. } => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
+            .await
+            .map_err(|e| classify(&e))?;
+        if let Security::StartTls { params, required } = &self.security
+            && (*required || conn.can_starttls())
+        {
+            conn.starttls(params.clone(), &self.hello)
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials)
+                .await
+                .map_err(|e| classify(&e))?;
+        }
+        Ok(conn)
+    }
+
+    /// A TCP connection with NODELAY to the first address that answers,
+    /// each attempt bounded by `connect_timeout`.
+    async fn tcp(&self) -> Result<TcpStream, SendError> {
+        let refused = |reason: String| {
+            SendError::Transient(format!(
+                "could not connect to {}:{}: {reason}",
+                self.host, self.port
+            ))
+        };
+        let addrs = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| refused(e.to_string()))?;
+        let mut last = "no address".to_owned();
+        for addr in addrs {
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => {
+                    tcp.set_nodelay(true).map_err(|e| refused(e.to_string()))?;
+                    return Ok(tcp);
+                }
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "connection timed out".to_owned(),
+            }
+        }
+        Err(refused(last))
+    }
+}
+
+/// Credentials when the URL has a password, as lettre reads them.
+fn credentials(url: &Url) -> Result<Option<Credentials>, String> {
+    let Some(password) = url.password() else {
+        return Ok(None);
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|e| format!("the user or password is not UTF-8: {e}"))
+    };
+    Ok(Some(Credentials::new(
+        decode(url.username())?,
+        decode(password)?,
+    )))
+}
+
+/// lettre's rustls setup for its own TLS: ring, TLS 1.2 and 1.3, webpki roots.
+fn implicit_tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// An `smtps://` stream: rustls over our NODELAY socket, in a type lettre can drive.
+#[derive(Debug)]
+struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl ImplicitTls {
+    async fn handshake(
+        config: &Arc<rustls::ClientConfig>,
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<Self, SendError> {
+        let failed = |e: String| SendError::Transient(format!("tls error with {host}: {e}"));
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| failed(e.to_string()))?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        Ok(Self(stream))
+    }
+}
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+impl AsyncRead for ImplicitTls {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ImplicitTls {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(url: &str) -> Relay {
+        Relay::from_url(url, Duration::from_secs(1)).unwrap()
+    }
+
+    #[test]
+    fn urls_choose_security_and_port_as_lettre_does() {
+        let plain = relay("smtp://mail.example.org");
+        assert!(matches!(plain.security, Security::Plain));
+        assert_eq!(plain.port, 25);
+        let required = relay("smtp://mail.example.org?tls=required");
+        assert!(matches!(
+            required.security,
+            Security::StartTls { required: true, .. }
+        ));
+        assert_eq!(required.port, 587);
+        let opportunistic = relay("smtp://mail.example.org:2525?tls=opportunistic");
+        assert!(matches!(
+            opportunistic.security,
+            Security::StartTls {
+                required: false,
+                ..
+            }
+        ));
+        assert_eq!(opportunistic.port, 2525);
+        let implicit = relay("smtps://mail.example.org");
+        assert!(matches!(implicit.security, Security::Implicit(_)));
+        assert_eq!(implicit.port, 465);
+        assert!(Relay::from_url("smtp://h?tls=maybe", Duration::ZERO).is_err());
+        assert!(Relay::from_url("http://h", Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn credentials_and_hello_name_come_from_the_url() {
+        let r = relay("smtps://ann%40example.org:p%2Fw@mail.example.org/client.example.org");
+        let expected = Credentials::new("ann@example.org".into(), "p/w".into());
+        assert!(r.credentials == Some(expected));
+        assert_eq!(r.hello, ClientId::Domain("client.example.org".into()));
+        let no_password = relay("smtp://ann@mail.example.org");
+        assert!(no_password.credentials.is_none());
+        assert_eq!(no_password.hello, ClientId::default());
+        assert_eq!(relay("smtp://[::1]:2525").host, "::1");
+    }
+}
