@@ -23,8 +23,7 @@ use tracing::{info, warn};
 use super::forms::{self, with_cookie};
 use super::pages::{SiteView, site_view};
 use super::security::{
-    SESSION_COOKIE, SESSION_LIFETIME, client_ip, csrf_issue, csrf_ok, session_ok, session_value,
-    set_cookie,
+    SESSION_COOKIE, SESSION_LIFETIME, client_ip, csrf_issue, session_ok, session_value, set_cookie,
 };
 use super::subscribe::expired_form;
 use super::{AppState, WebError};
@@ -129,14 +128,9 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let pairs = forms::parse(&body);
-    if !csrf_ok(
-        &state,
-        &headers,
-        forms::value(&pairs, "csrf").unwrap_or_default(),
-    ) {
+    let Some(pairs) = forms::verified(&state, &headers, &body) else {
         return expired_form(&state);
-    }
+    };
     let Some(hash) = state.admin_hash.clone() else {
         return Err(WebError::NotFound("not found".to_owned()));
     };
@@ -194,12 +188,7 @@ pub async fn logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let pairs = forms::parse(&body);
-    if !csrf_ok(
-        &state,
-        &headers,
-        forms::value(&pairs, "csrf").unwrap_or_default(),
-    ) {
+    if forms::verified(&state, &headers, &body).is_none() {
         return expired_form(&state);
     }
     let cookie = set_cookie(&state, SESSION_COOKIE, "", &home_url(&state), 0);
@@ -420,14 +409,9 @@ pub async fn announce(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let pairs = forms::parse(&body);
-    if !csrf_ok(
-        &state,
-        &headers,
-        forms::value(&pairs, "csrf").unwrap_or_default(),
-    ) {
+    let Some(pairs) = forms::verified(&state, &headers, &body) else {
         return expired_form(&state);
-    }
+    };
     let message = forms::value(&pairs, "message")
         .unwrap_or_default()
         .to_owned();

@@ -2,7 +2,7 @@
 //! kept, which axum's `Form` drops), the subscription fields (categories and
 //! frequency), the category list offered, and plain notice pages.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 
@@ -15,6 +15,18 @@ use crate::store::{CategoryChoice, Frequency, ResourceFilter};
 /// An urlencoded body as (key, value) pairs, in order.
 pub fn parse(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// The body's fields when its CSRF field matches this browser's cookie;
+/// `None` for a forged or stale form.
+pub fn verified(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Vec<(String, String)>> {
+    let pairs = parse(body);
+    let field = value(&pairs, "csrf").unwrap_or_default();
+    super::security::csrf_ok(state, headers, field).then_some(pairs)
 }
 
 /// The first value of `key`.

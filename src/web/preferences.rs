@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::forms::{self, FormView, with_cookie};
 use super::pages::{SiteView, site_view};
-use super::security::{csrf_issue, csrf_ok};
+use super::security::csrf_issue;
 use super::subscribe::{expired_form, find};
 use super::{AppState, WebError};
 use crate::store::Subscriber;
@@ -51,14 +51,9 @@ pub async fn save(
     let Some(subscriber) = find(&state, &token).await? else {
         return not_valid(&state);
     };
-    let pairs = forms::parse(&body);
-    if !csrf_ok(
-        &state,
-        &headers,
-        forms::value(&pairs, "csrf").unwrap_or_default(),
-    ) {
+    let Some(pairs) = forms::verified(&state, &headers, &body) else {
         return expired_form(&state);
-    }
+    };
     let known = forms::categories(&state).await?;
     let (categories, frequency) = match forms::choice(&pairs, &known) {
         Ok(choice) => choice,

@@ -14,7 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Serialize;
 use tracing::info;
 
-use super::security::{client_ip, csrf_ok};
+use super::security::client_ip;
 use super::{AppState, WebError, forms};
 use crate::mail::address::{Email, mask};
 use crate::mail::token::{self, random_hex};
@@ -125,14 +125,9 @@ pub async fn subscribe(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WebError> {
-    let pairs = forms::parse(&body);
-    if !csrf_ok(
-        &state,
-        &headers,
-        forms::value(&pairs, "csrf").unwrap_or_default(),
-    ) {
+    let Some(pairs) = forms::verified(&state, &headers, &body) else {
         return expired_form(&state);
-    }
+    };
     let ip = client_ip(peer, &headers, &state.config.server.trusted_proxies);
     let now = state.clock.now();
     if !state.limits.subscribe.allow(ip, now) {
