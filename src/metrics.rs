@@ -55,13 +55,20 @@ const OUTBOX: Family = Family {
     kind: Kind::Gauge,
 };
 
-const FAMILIES: [&Family; 6] = [
+const EMAILS: Family = Family {
+    name: "tidings_emails_total",
+    help: "Email send attempts by outcome (sent, retried, failed).",
+    kind: Kind::Counter,
+};
+
+const FAMILIES: [&Family; 7] = [
     &INGEST_RUNS,
     &ENTRIES_SEEN,
     &CHANGE_EVENTS,
     &LAST_SUCCESS,
     &FEED_REQUESTS,
     &OUTBOX,
+    &EMAILS,
 ];
 
 /// Series values keyed by family name, then by the rendered label set.
@@ -131,6 +138,11 @@ pub fn record_ingest(run: &IngestOutcome<'_>) {
 pub fn record_feed_request(not_modified: bool) {
     let status = if not_modified { "304" } else { "200" };
     add(&FEED_REQUESTS, &[("status", status)], 1.0);
+}
+
+/// Count one send attempt's outcome: `sent`, `retried` or `failed`.
+pub fn record_email(outcome: &str) {
+    add(&EMAILS, &[("outcome", outcome)], 1.0);
 }
 
 /// Set the outbox depth, read from the store when `/metrics` is scraped.

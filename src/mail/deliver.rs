@@ -40,12 +40,22 @@ pub struct DeliveryReport {
 
 impl DeliveryReport {
     fn add(&mut self, outcome: Outcome) {
-        match outcome {
-            Outcome::Sent => self.sent += 1,
-            Outcome::Retrying => self.retrying += 1,
-            Outcome::Failed => self.failed += 1,
-            Outcome::Released => {}
-        }
+        let name = match outcome {
+            Outcome::Sent => {
+                self.sent += 1;
+                "sent"
+            }
+            Outcome::Retrying => {
+                self.retrying += 1;
+                "retried"
+            }
+            Outcome::Failed => {
+                self.failed += 1;
+                "failed"
+            }
+            Outcome::Released => return,
+        };
+        crate::metrics::record_email(name);
     }
 }
 

@@ -200,6 +200,13 @@ async fn one_click_unsubscribe_leaves_them_out_of_the_next_digest() {
         let ann = by_recipient(&first)["ann@example.org"][0].clone();
         let link = header(&ann, "list-unsubscribe").trim_start_matches('<').split('>').next().unwrap().to_owned();
         let http = crate::support::http();
+        let metrics = http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let sent_line = metrics
+            .lines()
+            .find(|l| l.starts_with("tidings_emails_total{outcome=\"sent\"}"))
+            .unwrap_or_else(|| panic!("no sent counter in {metrics}"));
+        let sent: f64 = sent_line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(sent >= 2.0, "{sent_line}");
         // A GET (what a mail scanner does) only shows the page with its button.
         let page = http.get(&link).send().await.unwrap();
         assert_eq!(page.status(), 200);
