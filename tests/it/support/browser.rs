@@ -3,6 +3,7 @@
 //! (fantoccini would pull in a second TLS stack). Screenshots go to
 //! `target/test-artifacts/`. chromedriver is killed when dropped.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -27,7 +28,9 @@ impl Browser {
     /// Start chromedriver and a headless Chromium session.
     pub async fn start() -> Self {
         let port = free_port();
+        // Its own process group, so dropping the browser ends Chromium too.
         let driver = Command::new("/usr/bin/chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -136,7 +139,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        // chromedriver's group holds the Chromium processes it started.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.wait();
     }
 }
