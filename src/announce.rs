@@ -242,7 +242,7 @@ impl Announcer {
                 to: &s.email,
                 subject: &subject,
                 idem_key: &idem_key,
-                token: &token,
+                token: Some(&token),
                 date: now,
                 text,
                 html,

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
+use crate::alerts::Alerts;
 use crate::categorize::Categorizer;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config};
 use crate::ingest::{self, IngestReport};
 use crate::model::{CategorySlug, ResourceId};
 use crate::publish;
+use crate::render::Templates;
 use crate::store::{ResourceFilter, Store};
 use crate::telemetry::LogFormat;
 use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
@@ -209,6 +211,10 @@ async fn ingest_cmd(
         true => None,
         false => Some(announce::announcer(config, &store).await?),
     };
+    let alerts = match dry_run {
+        true => None,
+        false => Alerts::new(store.clone(), config, Arc::new(Templates::new("templates")))?,
+    };
     let ctx = ingest::Context {
         store: &store,
         categorizer: &categorizer,
@@ -216,11 +222,12 @@ async fn ingest_cmd(
         contact: &config.site.contact,
         dry_run,
         announcer: announcer.as_ref(),
+        alerts: alerts.as_ref(),
     };
     let report = ingest::run_all(ctx, &sources).await;
     print_ingest(&report, json)?;
-    if report.sources.iter().any(|s| s.announced > 0) {
-        // Announcements leave now, as `tidings announce` would send them.
+    if report.sources.iter().any(|s| s.announced > 0) || alerts.is_some() {
+        // Announcements and alerts leave now, as `tidings announce` would send them.
         let delivery =
             crate::mail::deliver::Delivery::new(store.clone(), &config.mail, clock.clone())?;
         delivery.drain(&|_| {}).await?;

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify, watch};
 use tracing::{error, info, warn};
 
+use crate::alerts::Alerts;
 use crate::announce::Announcer;
 use crate::categorize::Categorizer;
 use crate::clock::Clock;
@@ -122,6 +123,7 @@ pub async fn run_on(
             signing_key.clone(),
         )?,
         delivery: Delivery::new(store.clone(), &config.mail, clock.clone())?,
+        alerts: Alerts::new(store.clone(), &config, templates.clone())?.map(Arc::new),
         wake: Arc::new(Notify::new()),
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -170,6 +172,8 @@ pub async fn run_on(
 /// The digest and delivery side of the daemon.
 struct Mail {
     announcer: Announcer,
+    /// Alerts to the admins about failing sources, when any are configured.
+    alerts: Option<Arc<Alerts>>,
     digests: Digests,
     delivery: Delivery,
     /// Nudges the delivery worker when a digest period queued something.
@@ -187,7 +191,11 @@ fn start_background(
         let task = source_loop(
             publisher.clone(),
             source.clone(),
-            (mail.announcer.clone(), mail.wake.clone()),
+            (
+                mail.announcer.clone(),
+                mail.alerts.clone(),
+                mail.wake.clone(),
+            ),
             leadership.clone(),
             stop.clone(),
         );
@@ -267,7 +275,7 @@ async fn digest_loop(
 async fn source_loop(
     publisher: Arc<Publisher>,
     source: SourceConfig,
-    (announcer, wake): (Announcer, Arc<Notify>),
+    (announcer, alerts, wake): (Announcer, Option<Arc<Alerts>>, Arc<Notify>),
     mut leadership: Leadership,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -284,6 +292,7 @@ async fn source_loop(
             contact: &publisher.config.site.contact,
             dry_run: false,
             announcer: Some(&announcer),
+            alerts: alerts.as_deref(),
         };
         let report = ingest::run_source(ctx, &source).await;
         if report.announced > 0 {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 use tracing::{debug, info, instrument, warn};
 
+use crate::alerts::Alerts;
 use crate::announce::Announcer;
 use crate::categorize::Categorizer;
 use crate::clock::SharedClock;
@@ -140,6 +141,8 @@ pub struct Context<'a> {
     pub dry_run: bool,
     /// Announces new resources of categories with `announce = true`; `None` announces nothing.
     pub announcer: Option<&'a Announcer>,
+    /// Tells the admins when a source keeps failing and when it recovers.
+    pub alerts: Option<&'a Alerts>,
 }
 
 /// Run `sources` one after another; each failure is reported, never fatal to the rest.
@@ -173,6 +176,12 @@ pub async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport
     };
     if !ctx.dry_run {
         metrics::record_ingest(&report.metrics(ctx.clock.now()));
+        if let Some(alerts) = ctx.alerts {
+            let error = report.error.as_deref();
+            alerts
+                .after_source_run(&source.name, error, ctx.clock.now())
+                .await;
+        }
     }
     info!(
         new = report.new,

@@ -3,6 +3,8 @@
 //! Data flows source -> snapshot -> reconcile -> store -> feeds / mail; each
 //! module below owns one step (see DESIGN.md and README.md).
 
+/// Operator alerts about failing sources.
+pub mod alerts;
 /// Announcing one resource to its category's subscribers, once.
 pub mod announce;
 /// Entries without a category get one from keyword rules.

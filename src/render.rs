@@ -60,6 +60,7 @@ const BUILT_IN: &[(&str, &str)] = &[
         "announcement.html",
         include_str!("../templates/announcement.html"),
     ),
+    ("alert.txt", include_str!("../templates/alert.txt")),
 ];
 
 /// The stylesheet served at `/assets/style.css`.

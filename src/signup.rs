@@ -144,7 +144,7 @@ impl Signup {
             to: &s.email,
             subject: &subject,
             idem_key: &idem_key,
-            token: &token,
+            token: Some(&token),
             date: now,
             text: render("confirmation.txt")?,
             html: render("confirmation.html")?,

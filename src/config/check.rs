@@ -463,6 +463,10 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
     if raw.timeout_s == Some(0) {
         p.add("mail.timeout_s", "must be at least 1");
     }
+    let alert_after = raw.alert_after.unwrap_or(3);
+    if alert_after == 0 {
+        p.add("mail.alert_after", "must be at least 1");
+    }
     let max_attempts = raw.max_attempts.unwrap_or(10);
     if max_attempts == 0 {
         p.add("mail.max_attempts", "must be at least 1");
@@ -484,6 +488,7 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         timeout: Duration::from_secs(raw.timeout_s.unwrap_or(30)),
         retry_base: Duration::from_secs(raw.retry_base_s.unwrap_or(60)),
         max_attempts,
+        alert_after,
         admins: raw.admins,
     })
 }

@@ -208,6 +208,8 @@ pub struct MailConfig {
     pub retry_base: Duration,
     /// Attempts before a message that keeps failing transiently is marked failed.
     pub max_attempts: u32,
+    /// Failed runs of a source in a row before `admins` get an alert.
+    pub alert_after: u32,
     /// Who gets operator alerts.
     pub admins: Vec<String>,
 }

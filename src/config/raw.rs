@@ -103,6 +103,7 @@ pub struct RawMail {
     pub timeout_s: Option<u64>,
     pub retry_base_s: Option<u64>,
     pub max_attempts: Option<u32>,
+    pub alert_after: Option<u32>,
     pub admins: Vec<String>,
 }
 

@@ -43,8 +43,9 @@ pub struct Outgoing<'a> {
     pub subject: &'a str,
     /// The outbox key; the Message-ID derives from it, so a resend keeps the same id.
     pub idem_key: &'a str,
-    /// The subscriber's token, for the unsubscribe link.
-    pub token: &'a str,
+    /// The subscriber's token, for the unsubscribe headers; `None` for mail
+    /// to operators, who are on no list.
+    pub token: Option<&'a str>,
     /// The `Date` header.
     pub date: DateTime<Utc>,
     /// The text/plain part.
@@ -95,18 +96,21 @@ impl Sender {
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
-        let mut unsubscribe = format!("<{}>", self.unsubscribe_url(out.token));
-        if let Some(mailto) = &self.unsubscribe_mailto {
-            unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
+        if let Some(token) = out.token {
+            let mut unsubscribe = format!("<{}>", self.unsubscribe_url(token));
+            if let Some(mailto) = &self.unsubscribe_mailto {
+                unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
+            }
+            builder = builder
+                .raw_header(header("List-Id", self.list_id.clone()))
+                .raw_header(header("List-Unsubscribe", unsubscribe))
+                // RFC 8058: a POST of this body to the HTTPS URL unsubscribes, no page needed.
+                .raw_header(header(
+                    "List-Unsubscribe-Post",
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
         }
         let message = builder
-            .raw_header(header("List-Id", self.list_id.clone()))
-            .raw_header(header("List-Unsubscribe", unsubscribe))
-            // RFC 8058: a POST of this body to the HTTPS URL unsubscribes, no page needed.
-            .raw_header(header(
-                "List-Unsubscribe-Post",
-                "List-Unsubscribe=One-Click".to_owned(),
-            ))
             .raw_header(header("X-Tidings-Kind", out.kind.to_owned()))
             .multipart(MultiPart::alternative_plain_html(
                 out.text.clone(),
@@ -151,7 +155,7 @@ mod tests {
             to: "reader@example.org",
             subject,
             idem_key: "digest/1/2025-01-06T08:00:00Z",
-            token: "1.abc",
+            token: Some("1.abc"),
             date: chrono::DateTime::parse_from_rfc3339("2025-01-06T08:00:00Z")
                 .unwrap()
                 .to_utc(),

@@ -306,7 +306,7 @@ impl Digests {
             to: &subscriber.email,
             subject: &rendered.subject,
             idem_key: &idem_key,
-            token: &token,
+            token: Some(&token),
             date: now,
             text: rendered.text,
             html: rendered.html,

@@ -28,8 +28,9 @@ const COPY_ORDER: &[&str] = &[
     "announcements",
 ];
 
-/// Tables that are not data.
-const NOT_COPIED: &[&str] = &["_sqlx_migrations", "leases"];
+/// Tables that are not data: migration bookkeeping, and leases and alerts,
+/// which belong to the processes running now.
+const NOT_COPIED: &[&str] = &["_sqlx_migrations", "leases", "alerts"];
 
 /// How a target column stores values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

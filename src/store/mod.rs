@@ -5,6 +5,7 @@
 //! `subscribers`, `digests` and `outbox`. Dialects differ only in the
 //! migrations (auto-increment, `STRICT`) and in claiming outbox rows.
 
+mod alerts;
 mod announcements;
 mod apply;
 mod batch;

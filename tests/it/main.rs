@@ -6,6 +6,8 @@
 
 mod support;
 
+// Operator alerts about failing sources.
+mod alerts;
 // Announcements: CLI, API (tokens, 409, force), automatic on ingest, hostile text.
 mod announce;
 // Headless Chromium: subscribe and confirm, announce from the admin page.
