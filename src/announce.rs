@@ -5,19 +5,17 @@
 //! once unless forced. Used by `tidings announce`, the API, the admin page and,
 //! for categories with `announce = true`, by ingest. Sending is the outbox's.
 
-use std::sync::Arc;
+use crate::mail::kit::MailKit;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::Config;
 use crate::mail::MailError;
-use crate::mail::compose::{Outgoing, Sender};
-use crate::mail::token::{SigningKey, random_hex};
+use crate::mail::compose::Outgoing;
+use crate::mail::token::random_hex;
 use crate::model::{CategorySlug, Resource, ResourceId};
-use crate::render::Templates;
-use crate::store::{Announcement, NewAnnouncement, NewMessage, Route, Store, StoreError};
+use crate::store::{Announcement, NewAnnouncement, NewMessage, Route, StoreError};
 use crate::views::{date_text, excerpt, rfc3339};
 
 /// Longest note from the comms team, in characters.
@@ -90,29 +88,13 @@ pub struct Request<'a> {
 /// Renders, queues and records announcements.
 #[derive(Debug, Clone)]
 pub struct Announcer {
-    store: Store,
-    config: Arc<Config>,
-    templates: Arc<Templates>,
-    key: SigningKey,
-    sender: Sender,
+    kit: MailKit,
 }
 
 impl Announcer {
-    /// An announcer for `config`, signing unsubscribe links with `key`.
-    pub fn new(
-        store: Store,
-        config: Arc<Config>,
-        templates: Arc<Templates>,
-        key: SigningKey,
-    ) -> Result<Self, MailError> {
-        let sender = Sender::new(&config.site, &config.mail)?;
-        Ok(Self {
-            store,
-            config,
-            templates,
-            key,
-            sender,
-        })
+    /// An announcer writing mail with `kit`.
+    pub fn new(kit: MailKit) -> Self {
+        Self { kit }
     }
 
     /// The email and its recipient count, queuing nothing.
@@ -124,7 +106,7 @@ impl Announcer {
         let message = clean_message(message)?;
         let resource = self.load(id).await?;
         let recipients = self.recipients(&resource.category.slug).await?.len();
-        let previous = self.store.announcements_of(id).await?;
+        let previous = self.kit.store.announcements_of(id).await?;
         let (subject, text, html) = self.render(&resource, message.as_deref(), "preview")?;
         Ok(Preview {
             resource,
@@ -145,7 +127,7 @@ impl Announcer {
     ) -> Result<Announced, AnnounceError> {
         let message = clean_message(request.message)?;
         let resource = self.load(request.resource).await?;
-        let previous = self.store.announcements_of(request.resource).await?;
+        let previous = self.kit.store.announcements_of(request.resource).await?;
         if let Some(first) = previous.iter().find(|a| !a.forced)
             && !request.force
         {
@@ -162,14 +144,19 @@ impl Announcer {
             message,
             forced: request.force && !previous.is_empty(),
         };
-        match self.store.record_announcement(&new, &messages, now).await? {
+        match self
+            .kit
+            .store
+            .record_announcement(&new, &messages, now)
+            .await?
+        {
             Some((id, recipients)) => {
                 info!(resource_id = %request.resource, route = request.route.as_str(), recipients, "announcement queued");
                 Ok(Announced { id, recipients })
             }
             // Another process announced it between our read and our insert.
             None => {
-                let previous = self.store.announcements_of(request.resource).await?;
+                let previous = self.kit.store.announcements_of(request.resource).await?;
                 let at = previous.first().map_or_else(String::new, |a| rfc3339(a.at));
                 Err(AnnounceError::AlreadyAnnounced {
                     id: request.resource.to_string(),
@@ -189,7 +176,7 @@ impl Announcer {
     ) -> usize {
         let mut announced = 0;
         for (id, slug) in new {
-            if !self.config.categories.announce.contains(slug) {
+            if !self.kit.config.categories.announce.contains(slug) {
                 continue;
             }
             let request = Request {
@@ -208,7 +195,8 @@ impl Announcer {
     }
 
     async fn load(&self, id: &ResourceId) -> Result<Resource, AnnounceError> {
-        self.store
+        self.kit
+            .store
             .resource(id)
             .await?
             .ok_or_else(|| AnnounceError::NotFound(id.to_string()))
@@ -218,7 +206,7 @@ impl Announcer {
         &self,
         slug: &CategorySlug,
     ) -> Result<Vec<crate::store::Subscriber>, StoreError> {
-        let all = self.store.confirmed_subscribers().await?;
+        let all = self.kit.store.confirmed_subscribers().await?;
         Ok(all
             .into_iter()
             .filter(|s| s.categories.includes(slug))
@@ -234,10 +222,10 @@ impl Announcer {
     ) -> Result<Vec<NewMessage>, AnnounceError> {
         let mut out = Vec::new();
         for s in self.recipients(&resource.category.slug).await? {
-            let token = self.key.token(s.id, &s.token_nonce);
+            let token = self.kit.key.token(s.id, &s.token_nonce);
             let (subject, text, html) = self.render(resource, message, &token)?;
             let idem_key = format!("announcement/{key}/{}", s.id);
-            let bytes = self.sender.compose(&Outgoing {
+            let bytes = self.kit.sender.compose(&Outgoing {
                 kind: "announcement",
                 to: &s.email,
                 subject: &subject,
@@ -267,19 +255,20 @@ impl Announcer {
         token: &str,
     ) -> Result<(String, String, String), MailError> {
         let subject = format!("New in {}: {}", resource.category.name, resource.title);
-        let base = &self.config.site.base_url;
+        let base = &self.kit.config.site.base_url;
         let view = AnnouncementView {
-            site_title: &self.config.site.title,
+            site_title: &self.kit.config.site.title,
             base_url: base.as_str(),
             subject: &subject,
             message,
             message_lines: message.map(|m| m.lines().collect()).unwrap_or_default(),
             r: ItemView::new(resource, base.as_str()),
-            unsubscribe_url: self.sender.unsubscribe_url(token),
+            unsubscribe_url: self.kit.sender.unsubscribe_url(token),
             preferences_url: format!("{base}preferences/{token}"),
         };
         let render = |name: &str| {
-            self.templates
+            self.kit
+                .templates
                 .render(name, &view)
                 .map_err(|e| MailError::Template {
                     name: name.to_owned(),

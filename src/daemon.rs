@@ -24,6 +24,7 @@ use crate::feeds::FeedCache;
 use crate::leadership::Leadership;
 use crate::mail::deliver::Delivery;
 use crate::mail::digest::Digests;
+use crate::mail::kit::MailKit;
 use crate::mail::token::SigningKey;
 use crate::render::Templates;
 use crate::signup::Signup;
@@ -109,19 +110,15 @@ pub async fn run_on(
     publisher.refresh_if_moved().await;
     let templates = Arc::new(Templates::new("templates"));
     let signing_key = SigningKey::load(&store, config::process_env("TIDINGS_SECRET")).await?;
+    let kit = MailKit::new(
+        store.clone(),
+        config.clone(),
+        templates.clone(),
+        signing_key.clone(),
+    )?;
     let mail = Mail {
-        announcer: Announcer::new(
-            store.clone(),
-            config.clone(),
-            templates.clone(),
-            signing_key.clone(),
-        )?,
-        digests: Digests::new(
-            store.clone(),
-            config.clone(),
-            templates.clone(),
-            signing_key.clone(),
-        )?,
+        announcer: Announcer::new(kit.clone()),
+        digests: Digests::new(kit.clone()),
         delivery: Delivery::new(store.clone(), &config.mail, clock.clone())?,
         alerts: Alerts::new(store.clone(), &config, templates.clone())?.map(Arc::new),
         wake: Arc::new(Notify::new()),
@@ -135,12 +132,7 @@ pub async fn run_on(
     );
     let mut background = start_background(&publisher, &leadership, &mail, stop_rx);
     background.push(lease_task);
-    let signup = Signup::new(
-        store.clone(),
-        config.clone(),
-        templates.clone(),
-        signing_key.clone(),
-    )?;
+    let signup = Signup::new(kit);
     let state = AppState {
         signup,
         store: store.clone(),

@@ -4,19 +4,16 @@
 //! the token. At most one confirmation per address per `RESEND_WINDOW`, decided
 //! in the database (`store::request_confirmation`). Pages are `web::subscribe`'s.
 
-use std::sync::Arc;
+use crate::mail::kit::MailKit;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use tracing::info;
 
-use crate::config::Config;
 use crate::mail::MailError;
 use crate::mail::address::mask;
-use crate::mail::compose::{Outgoing, Sender};
-use crate::mail::token::SigningKey;
-use crate::render::Templates;
-use crate::store::{NewMessage, NewSubscriber, Store, Subscriber};
+use crate::mail::compose::Outgoing;
+use crate::store::{NewMessage, NewSubscriber, Subscriber};
 
 /// How long a confirmation link works.
 pub const LINK_LIFETIME: Duration = Duration::hours(72);
@@ -37,29 +34,13 @@ pub enum ConfirmToken {
 /// Records sign-ups and sends their confirmation emails.
 #[derive(Debug, Clone)]
 pub struct Signup {
-    store: Store,
-    config: Arc<Config>,
-    templates: Arc<Templates>,
-    key: SigningKey,
-    sender: Sender,
+    kit: MailKit,
 }
 
 impl Signup {
-    /// Sign-ups for `config`, signing links with `key`.
-    pub fn new(
-        store: Store,
-        config: Arc<Config>,
-        templates: Arc<Templates>,
-        key: SigningKey,
-    ) -> Result<Self, MailError> {
-        let sender = Sender::new(&config.site, &config.mail)?;
-        Ok(Self {
-            store,
-            config,
-            templates,
-            key,
-            sender,
-        })
+    /// Sign-ups writing mail with `kit`.
+    pub fn new(kit: MailKit) -> Self {
+        Self { kit }
     }
 
     /// Records `new` and queues a confirmation when the address may get one
@@ -71,6 +52,7 @@ impl Signup {
     ) -> Result<bool, MailError> {
         let resend_after = now - RESEND_WINDOW;
         let Some(subscriber) = self
+            .kit
             .store
             .request_confirmation(new, now, resend_after)
             .await?
@@ -79,7 +61,7 @@ impl Signup {
             return Ok(false);
         };
         let message = self.confirmation(&subscriber, now)?;
-        self.store.enqueue(&message, now).await?;
+        self.kit.store.enqueue(&message, now).await?;
         info!(subscriber_id = subscriber.id, "confirmation queued");
         Ok(true)
     }
@@ -89,6 +71,7 @@ impl Signup {
         let id = subscriber.id.to_string();
         let exp = expires.timestamp().to_string();
         let mac = self
+            .kit
             .key
             .sign("confirm", &[&id, &subscriber.token_nonce, &exp]);
         format!("{id}.{exp}.{mac}")
@@ -103,11 +86,11 @@ impl Signup {
         let (Ok(id_num), Ok(exp_num)) = (id.parse::<i64>(), exp.parse::<i64>()) else {
             return Ok(ConfirmToken::Invalid);
         };
-        let Some(subscriber) = self.store.subscriber(id_num).await? else {
+        let Some(subscriber) = self.kit.store.subscriber(id_num).await? else {
             return Ok(ConfirmToken::Invalid);
         };
         let fields = [id, subscriber.token_nonce.as_str(), exp];
-        if !self.key.verify_signed("confirm", &fields, mac) {
+        if !self.kit.key.verify_signed("confirm", &fields, mac) {
             return Ok(ConfirmToken::Invalid);
         }
         if now.timestamp() > exp_num {
@@ -117,11 +100,14 @@ impl Signup {
     }
 
     fn confirmation(&self, s: &Subscriber, now: DateTime<Utc>) -> Result<NewMessage, MailError> {
-        let token = self.key.token(s.id, &s.token_nonce);
-        let base = &self.config.site.base_url;
-        let subject = format!("Confirm your subscription to {}", self.config.site.title);
+        let token = self.kit.key.token(s.id, &s.token_nonce);
+        let base = &self.kit.config.site.base_url;
+        let subject = format!(
+            "Confirm your subscription to {}",
+            self.kit.config.site.title
+        );
         let view = ConfirmationView {
-            site_title: &self.config.site.title,
+            site_title: &self.kit.config.site.title,
             base_url: base.as_str(),
             subject: &subject,
             confirm_url: format!(
@@ -131,7 +117,8 @@ impl Signup {
             hours: LINK_LIFETIME.num_hours(),
         };
         let render = |name: &str| {
-            self.templates
+            self.kit
+                .templates
                 .render(name, &view)
                 .map_err(|e| MailError::Template {
                     name: name.to_owned(),
@@ -139,7 +126,7 @@ impl Signup {
                 })
         };
         let idem_key = format!("confirmation/{}/{}", s.id, now.timestamp_micros());
-        let message = self.sender.compose(&Outgoing {
+        let message = self.kit.sender.compose(&Outgoing {
             kind: "confirmation",
             to: &s.email,
             subject: &subject,

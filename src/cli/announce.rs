@@ -12,11 +12,10 @@ use super::mail::{deliver, finish};
 use super::open_store;
 use crate::announce::{Announcer, Request};
 use crate::clock::SharedClock;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::mail::deliver::Delivery;
-use crate::mail::token::SigningKey;
+use crate::mail::kit::MailKit;
 use crate::model::ResourceId;
-use crate::render::Templates;
 use crate::store::{Route, Store};
 
 /// Arguments of `tidings announce`.
@@ -37,14 +36,8 @@ pub struct AnnounceArgs {
 
 /// The announcer for `config`, with the configured signing key and templates.
 pub async fn announcer(config: &Config, store: &Store) -> Result<Announcer> {
-    let key = SigningKey::load(store, config::process_env("TIDINGS_SECRET")).await?;
-    let templates = Arc::new(Templates::new("templates"));
-    Ok(Announcer::new(
-        store.clone(),
-        Arc::new(config.clone()),
-        templates,
-        key,
-    )?)
+    let kit = MailKit::load(store, Arc::new(config.clone())).await?;
+    Ok(Announcer::new(kit))
 }
 
 /// Run `tidings announce`.

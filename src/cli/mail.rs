@@ -13,14 +13,14 @@ use serde::Serialize;
 
 use super::{UsageError, open_store};
 use crate::clock::SharedClock;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::mail::address::Email;
 use crate::mail::deliver::{Delivery, DeliveryReport};
 use crate::mail::digest::{Digests, Period, PeriodReport};
-use crate::mail::token::{SigningKey, random_hex};
+use crate::mail::kit::MailKit;
+use crate::mail::token::random_hex;
 use crate::model::CategorySlug;
 use crate::publish;
-use crate::render::Templates;
 use crate::store::{CategoryChoice, Frequency, NewSubscriber, ResourceFilter, Store};
 use crate::views::rfc3339;
 
@@ -271,9 +271,8 @@ fn parse_frequency(text: &str) -> Result<Frequency, String> {
 /// What `digest` commands need, opened once.
 async fn digests(config: &Config) -> Result<(Store, Digests)> {
     let store = open_store(config).await?;
-    let key = SigningKey::load(&store, config::process_env("TIDINGS_SECRET")).await?;
-    let templates = Arc::new(Templates::new("templates"));
-    let digests = Digests::new(store.clone(), Arc::new(config.clone()), templates, key)?;
+    let kit = MailKit::load(&store, Arc::new(config.clone())).await?;
+    let digests = Digests::new(kit);
     Ok((store, digests))
 }
 

@@ -8,22 +8,20 @@
 //! window is still where it was read. A fresh database records the latest
 //! period as a baseline; after that, only the latest missed period is sent.
 
+use super::kit::MailKit;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
 use tracing::info;
 
 use super::MailError;
-use super::compose::{Outgoing, Sender};
-use super::token::SigningKey;
+use super::compose::Outgoing;
 use crate::config::Config;
 use crate::model::{CategorySlug, Resource};
-use crate::render::Templates;
 use crate::schedule::Schedule;
 use crate::store::{
-    CategoryChoice, ChangeKind, Frequency, NewMessage, QueuedDigest, Store, Subscriber, WindowEvent,
+    CategoryChoice, ChangeKind, Frequency, NewMessage, QueuedDigest, Subscriber, WindowEvent,
 };
 use crate::views::{date_text, excerpt};
 
@@ -132,36 +130,20 @@ pub struct Rendered {
 /// Decides, renders and queues digests.
 #[derive(Debug, Clone)]
 pub struct Digests {
-    store: Store,
-    config: Arc<Config>,
-    templates: Arc<Templates>,
-    key: SigningKey,
-    sender: Sender,
+    kit: MailKit,
 }
 
 impl Digests {
-    /// Digests for `config`, signing links with `key`.
-    pub fn new(
-        store: Store,
-        config: Arc<Config>,
-        templates: Arc<Templates>,
-        key: SigningKey,
-    ) -> Result<Self, MailError> {
-        let sender = Sender::new(&config.site, &config.mail)?;
-        Ok(Self {
-            store,
-            config,
-            templates,
-            key,
-            sender,
-        })
+    /// Digests writing mail with `kit`.
+    pub fn new(kit: MailKit) -> Self {
+        Self { kit }
     }
 
     /// The schedule of `frequency`.
     pub fn schedule(&self, frequency: Frequency) -> &Schedule {
         match frequency {
-            Frequency::Weekly => &self.config.digest.weekly,
-            Frequency::Daily => &self.config.digest.daily,
+            Frequency::Weekly => &self.kit.config.digest.weekly,
+            Frequency::Daily => &self.kit.config.digest.daily,
         }
     }
 
@@ -187,13 +169,16 @@ impl Digests {
         dry_run: bool,
     ) -> Result<Option<PeriodReport>, MailError> {
         let schedule = frequency.as_str();
-        let last = self.store.last_digest_period(schedule).await?;
+        let last = self.kit.store.last_digest_period(schedule).await?;
         match due(self.schedule(frequency), now, last) {
             Due::Nothing => Ok(None),
             Due::Baseline(at) => {
                 if !dry_run {
                     info!(schedule, period = %at, "first digest period recorded; nothing to catch up");
-                    self.store.record_digest_baseline(schedule, at, now).await?;
+                    self.kit
+                        .store
+                        .record_digest_baseline(schedule, at, now)
+                        .await?;
                 }
                 Ok(None)
             }
@@ -222,6 +207,7 @@ impl Digests {
         if !dry_run {
             let lease = now + Duration::minutes(RUN_LEASE_MINUTES);
             let claim = self
+                .kit
                 .store
                 .claim_digest_run(period.schedule, period.key, now, lease);
             if claim.await? != crate::store::RunClaim::Claimed {
@@ -230,6 +216,7 @@ impl Digests {
         }
         report.claimed = true;
         let subscribers = self
+            .kit
             .store
             .subscribers_due(period.frequency, period.window_end)
             .await?;
@@ -242,6 +229,7 @@ impl Digests {
             return self.finish(period, report, now, dry_run).await;
         };
         let events = self
+            .kit
             .store
             .window_events(earliest, period.window_end)
             .await?;
@@ -256,7 +244,8 @@ impl Digests {
             report.queued += if dry_run {
                 batch.len()
             } else {
-                self.store
+                self.kit
+                    .store
                     .queue_digests(&batch, period.window_end, now)
                     .await?
             };
@@ -273,7 +262,8 @@ impl Digests {
     ) -> Result<PeriodReport, MailError> {
         if !dry_run {
             let finish =
-                self.store
+                self.kit
+                    .store
                     .finish_digest_run(period.schedule, period.key, report.queued, now);
             finish.await?;
         }
@@ -291,7 +281,7 @@ impl Digests {
         now: DateTime<Utc>,
     ) -> Result<Option<QueuedDigest>, MailError> {
         let start = subscriber.window_start().unwrap_or(subscriber.created_at);
-        let token = self.key.token(subscriber.id, &subscriber.token_nonce);
+        let token = self.kit.key.token(subscriber.id, &subscriber.token_nonce);
         let Some(rendered) = self.render(&subscriber.categories, events, start, period, &token)?
         else {
             return Ok(None);
@@ -301,7 +291,7 @@ impl Digests {
             subscriber.id,
             period.key.format("%Y-%m-%dT%H:%M:%SZ")
         );
-        let message = self.sender.compose(&Outgoing {
+        let message = self.kit.sender.compose(&Outgoing {
             kind: "digest",
             to: &subscriber.email,
             subject: &rendered.subject,
@@ -339,26 +329,27 @@ impl Digests {
             choice,
             events,
             start,
-            &self.config,
-            self.config.digest.max_items,
+            &self.kit.config,
+            self.kit.config.digest.max_items,
         );
-        if content.total == 0 && self.config.digest.skip_empty {
+        if content.total == 0 && self.kit.config.digest.skip_empty {
             return Ok(None);
         }
-        let subject = subject(&self.config.site.title, &content, period.label());
+        let subject = subject(&self.kit.config.site.title, &content, period.label());
         let view = DigestView {
-            site_title: &self.config.site.title,
-            base_url: self.config.site.base_url.as_str(),
+            site_title: &self.kit.config.site.title,
+            base_url: self.kit.config.site.base_url.as_str(),
             subject: &subject,
             period_label: period.label(),
-            unsubscribe_url: self.sender.unsubscribe_url(token),
+            unsubscribe_url: self.kit.sender.unsubscribe_url(token),
             new: content.new,
             changed: content.changed,
             total: content.total,
             groups: &content.groups,
         };
         let render = |name: &str| {
-            self.templates
+            self.kit
+                .templates
                 .render(name, &view)
                 .map_err(|e| MailError::Template {
                     name: name.to_owned(),
@@ -383,7 +374,7 @@ impl Digests {
     ) -> Result<Option<Rendered>, MailError> {
         let (mut choice, start, token, frequency) = match email {
             Some(email) => {
-                let subscribers = self.store.list_subscribers().await?;
+                let subscribers = self.kit.store.list_subscribers().await?;
                 let Some(s) = subscribers.into_iter().find(|s| s.email == email) else {
                     return Err(MailError::Compose(format!(
                         "no subscriber {}",
@@ -391,11 +382,12 @@ impl Digests {
                     )));
                 };
                 let start = s.window_start().unwrap_or(s.created_at);
-                let token = self.key.token(s.id, &s.token_nonce);
+                let token = self.kit.key.token(s.id, &s.token_nonce);
                 (s.categories, start, token, s.frequency)
             }
             None => {
                 let start = self
+                    .kit
                     .config
                     .digest
                     .weekly
@@ -412,7 +404,7 @@ impl Digests {
         if let Some(slug) = category {
             choice = CategoryChoice::Only(vec![slug]);
         }
-        let events = self.store.window_events(start, now).await?;
+        let events = self.kit.store.window_events(start, now).await?;
         let mut period = Period::scheduled(frequency, now);
         period.window_end = now;
         self.render(&choice, &events, start, &period, &token)

@@ -7,6 +7,7 @@ pub mod address;
 pub mod compose;
 pub mod deliver;
 pub mod digest;
+pub mod kit;
 mod smtp;
 pub mod token;
 
