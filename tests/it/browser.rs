@@ -9,7 +9,7 @@ use crate::support::app::{TestApp, wait_until};
 use crate::support::browser::Browser;
 use crate::support::db::on_every_backend;
 use crate::support::smtp::{Maildir, header};
-use crate::web::{PASSWORD, smtp_config};
+use crate::web::{PASSWORD, admin_app, smtp_config};
 
 #[tokio::test]
 async fn a_visitor_follows_a_feed_subscribes_and_confirms_in_a_browser() {
@@ -59,17 +59,7 @@ async fn a_visitor_follows_a_feed_subscribes_and_confirms_in_a_browser() {
 async fn the_comms_team_announces_from_the_admin_page_in_a_browser() {
     on_every_backend(|db| async move {
         let sink = Maildir::start();
-        let app = TestApp::new(&db.url, &smtp_config(&sink.url()));
-        app.run_ok(&[
-            "subscribers",
-            "add",
-            "ann@example.org",
-            "--categories",
-            "leaflets",
-            "--confirmed",
-        ]);
-        app.run_ok(&["ingest"]);
-        let _served = app.serve_env(&[("TIDINGS_ADMIN_PASSWORD", PASSWORD)]).await;
+        let (app, _served) = admin_app(&db.url, &sink).await;
         let browser = Browser::start().await;
         browser.goto(&app.url("/admin")).await;
         assert!(

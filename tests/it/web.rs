@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
-use crate::support::app::{TestApp, wait_until};
+use crate::support::app::{Served, TestApp, wait_until};
 use crate::support::db::on_every_backend;
 use crate::support::http;
 use crate::support::smtp::{Maildir, header};
@@ -18,6 +18,23 @@ pub fn smtp_config(url: &str) -> String {
     format!(
         "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nfrom = \"Test Library <news@example.org>\"\ntimeout_s = 2\nretry_base_s = 1\n"
     )
+}
+
+/// A served app with the admin password set, one confirmed subscriber to
+/// leaflets (ann@example.org) and the seeds ingested.
+pub async fn admin_app(db_url: &str, sink: &Maildir) -> (TestApp, Served) {
+    let app = TestApp::new(db_url, &smtp_config(&sink.url()));
+    app.run_ok(&[
+        "subscribers",
+        "add",
+        "ann@example.org",
+        "--categories",
+        "leaflets",
+        "--confirmed",
+    ]);
+    app.run_ok(&["ingest"]);
+    let served = app.serve_env(&[("TIDINGS_ADMIN_PASSWORD", PASSWORD)]).await;
+    (app, served)
 }
 
 fn no_redirects() -> reqwest::Client {
@@ -171,17 +188,7 @@ pub async fn sign_in(app: &TestApp) -> String {
 async fn the_admin_previews_confirms_and_records_an_announcement() {
     on_every_backend(|db| async move {
         let sink = Maildir::start();
-        let app = TestApp::new(&db.url, &smtp_config(&sink.url()));
-        app.run_ok(&[
-            "subscribers",
-            "add",
-            "ann@example.org",
-            "--categories",
-            "leaflets",
-            "--confirmed",
-        ]);
-        app.run_ok(&["ingest"]);
-        let _served = app.serve_env(&[("TIDINGS_ADMIN_PASSWORD", PASSWORD)]).await;
+        let (app, _served) = admin_app(&db.url, &sink).await;
         let jar = sign_in(&app).await;
         let home = http()
             .get(app.url("/admin"))
