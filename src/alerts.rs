@@ -1,14 +1,17 @@
 //! Operator alerts: when a source has failed `mail.alert_after` runs in a
-//! row, every address in `mail.admins` gets one email, and one more when a
-//! run succeeds again — not one per failure. The store's alert rows decide
-//! which process sends each (see `store::alerts`); the mail goes through the
-//! outbox like every other message.
+//! row, or `mail.alert_after_failed_sends` sends in a row have failed, every
+//! address in `mail.admins` gets one email, and one more when it works again —
+//! not one per failure. The store's alert rows decide which process sends
+//! each (see `store::alerts`); the mail goes through the outbox like every
+//! other message (an alert about failing mail waits there, retried, until
+//! mail goes through; the log and `tidings_alerts_raised` in /metrics say it
+//! at once).
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tracing::warn;
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::mail::MailError;
@@ -16,13 +19,17 @@ use crate::mail::compose::{Outgoing, Sender};
 use crate::render::Templates;
 use crate::store::{NewMessage, Store};
 
-/// Sends alerts about failing sources to the configured admins.
+/// The name of the alert about failing mail (sources' are `source:NAME`).
+pub const MAIL_ALERT: &str = "mail";
+
+/// Sends alerts about failing sources and failing mail to the configured admins.
 pub struct Alerts {
     store: Store,
     sender: Sender,
     templates: Arc<Templates>,
     admins: Vec<String>,
     threshold: i64,
+    failed_sends_threshold: u64,
     site: String,
 }
 
@@ -38,11 +45,24 @@ impl std::fmt::Debug for Alerts {
 /// What `alert.txt` sees.
 #[derive(Serialize)]
 struct AlertView<'a> {
+    /// `source` or `mail`.
+    kind: &'static str,
     site: &'a str,
     source: &'a str,
     failing: bool,
     failures: i64,
     error: &'a str,
+}
+
+impl AlertView<'_> {
+    fn subject(&self) -> String {
+        match (self.kind, self.failing) {
+            ("mail", true) => format!("{}: mail keeps failing", self.site),
+            ("mail", false) => format!("{}: mail goes through again", self.site),
+            (_, true) => format!("{}: source {} is failing", self.site, self.source),
+            (_, false) => format!("{}: source {} works again", self.site, self.source),
+        }
+    }
 }
 
 impl Alerts {
@@ -61,6 +81,7 @@ impl Alerts {
             templates,
             admins: config.mail.admins.clone(),
             threshold: i64::from(config.mail.alert_after),
+            failed_sends_threshold: u64::from(config.mail.alert_after_failed_sends),
             site: config.site.title.clone(),
         }))
     }
@@ -82,17 +103,88 @@ impl Alerts {
         let name = format!("source:{source}");
         let failures = self.store.consecutive_failures(source).await?;
         let view = AlertView {
+            kind: "source",
             site: &self.site,
             source,
             failing: failures > 0,
             failures,
             error: error.unwrap_or("unknown"),
         };
-        if failures >= self.threshold && self.store.raise_alert(&name, now).await? {
-            self.send(&view, &format!("{name}/raised/{}", now.timestamp()), now)
+        if failures >= self.threshold {
+            self.raise(&name, &view, now).await
+        } else if failures == 0 {
+            self.clear(&name, &view, now).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Failed sends in a row that raise the mail alert.
+    pub fn failed_sends_threshold(&self) -> u64 {
+        self.failed_sends_threshold
+    }
+
+    /// After `failures` sends in a row failed (`error` the last reason): raise
+    /// the mail alert once they reach `mail.alert_after_failed_sends`. Logged, never fatal.
+    pub async fn after_failed_sends(&self, failures: u64, error: &str, now: DateTime<Utc>) {
+        if failures < self.failed_sends_threshold {
+            return;
+        }
+        let view = self.mail_view(true, failures, error);
+        if let Err(e) = self.raise(MAIL_ALERT, &view, now).await {
+            warn!(error = %e, "could not raise the mail alert");
+        }
+    }
+
+    /// After sends went through: clear the mail alert if it is raised.
+    pub async fn after_sent(&self, now: DateTime<Utc>) {
+        let view = self.mail_view(false, 0, "");
+        if let Err(e) = self.clear(MAIL_ALERT, &view, now).await {
+            warn!(error = %e, "could not clear the mail alert");
+        }
+    }
+
+    fn mail_view<'a>(&'a self, failing: bool, failures: u64, error: &'a str) -> AlertView<'a> {
+        AlertView {
+            kind: "mail",
+            site: &self.site,
+            source: "",
+            failing,
+            failures: i64::try_from(failures).unwrap_or(i64::MAX),
+            error,
+        }
+    }
+
+    /// Raises `name` and, if this process raised it, emails the admins.
+    async fn raise(
+        &self,
+        name: &str,
+        view: &AlertView<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), MailError> {
+        if self.store.raise_alert(name, now).await? {
+            error!(
+                alert = name,
+                failures = view.failures,
+                error = view.error,
+                "alert raised"
+            );
+            self.send(view, &format!("{name}/raised/{}", now.timestamp()), now)
                 .await?;
-        } else if failures == 0 && self.store.clear_alert(&name, now).await? {
-            self.send(&view, &format!("{name}/cleared/{}", now.timestamp()), now)
+        }
+        Ok(())
+    }
+
+    /// Clears `name` and, if this process cleared it, emails the admins.
+    async fn clear(
+        &self,
+        name: &str,
+        view: &AlertView<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), MailError> {
+        if self.store.clear_alert(name, now).await? {
+            info!(alert = name, "alert cleared");
+            self.send(view, &format!("{name}/cleared/{}", now.timestamp()), now)
                 .await?;
         }
         Ok(())
@@ -109,12 +201,7 @@ impl Alerts {
             .templates
             .render("alert.txt", view)
             .map_err(|e| MailError::Compose(format!("alert.txt: {e:#}")))?;
-        let state = if view.failing {
-            "is failing"
-        } else {
-            "works again"
-        };
-        let subject = format!("{}: source {} {state}", self.site, view.source);
+        let subject = view.subject();
         for admin in &self.admins {
             let idem_key = format!("alert/{key}/{admin}");
             let message = self.sender.compose(&Outgoing {

@@ -15,6 +15,7 @@ use crate::categorize::Categorizer;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{self, Config};
 use crate::ingest::{self, IngestReport};
+use crate::mail::deliver::Delivery;
 use crate::model::{CategorySlug, ResourceId};
 use crate::publish;
 use crate::render::Templates;
@@ -187,6 +188,14 @@ pub async fn open_store(config: &Config) -> Result<Store> {
     Ok(store)
 }
 
+/// The outbox worker for a command: the configured transport, and alerts to
+/// the admins when sends keep failing.
+pub(crate) fn delivery(store: &Store, config: &Config, clock: &SharedClock) -> Result<Delivery> {
+    let templates = Arc::new(Templates::new("templates"));
+    let alerts = Alerts::new(store.clone(), config, templates)?.map(Arc::new);
+    Ok(Delivery::new(store.clone(), &config.mail, clock.clone())?.with_alerts(alerts))
+}
+
 async fn ingest_cmd(
     config: &Config,
     only: Option<&str>,
@@ -228,9 +237,7 @@ async fn ingest_cmd(
     print_ingest(&report, json)?;
     if report.sources.iter().any(|s| s.announced > 0) || alerts.is_some() {
         // Announcements and alerts leave now, as `tidings announce` would send them.
-        let delivery =
-            crate::mail::deliver::Delivery::new(store.clone(), &config.mail, clock.clone())?;
-        delivery.drain(&|_| {}).await?;
+        delivery(&store, config, clock)?.drain(&|_| {}).await?;
     }
     Ok(if report.any_failed() {
         ExitCode::FAILURE

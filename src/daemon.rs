@@ -116,11 +116,13 @@ pub async fn run_on(
         templates.clone(),
         signing_key.clone(),
     )?;
+    let alerts = Alerts::new(store.clone(), &config, templates.clone())?.map(Arc::new);
     let mail = Mail {
         announcer: Announcer::new(kit.clone()),
         digests: Digests::new(kit.clone()),
-        delivery: Delivery::new(store.clone(), &config.mail, clock.clone())?,
-        alerts: Alerts::new(store.clone(), &config, templates.clone())?.map(Arc::new),
+        delivery: Delivery::new(store.clone(), &config.mail, clock.clone())?
+            .with_alerts(alerts.clone()),
+        alerts,
         wake: Arc::new(Notify::new()),
     };
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -1,6 +1,8 @@
 //! Process-wide metrics in the Prometheus text exposition format, served at
 //! `/metrics`: ingest runs by source and outcome, entries seen, change events
-//! by kind, the last successful run per source, feed requests and `304`s.
+//! by kind, the last successful run per source, feed requests and `304`s,
+//! emails by outcome; and, read from the store at each scrape, the outbox
+//! depth, raised alerts and suppressed subscribers.
 //! One registry per process, like the Prometheus client libraries' default.
 
 use std::collections::BTreeMap;
@@ -51,17 +53,29 @@ const FEED_REQUESTS: Family = Family {
 
 const OUTBOX: Family = Family {
     name: "tidings_outbox_messages",
-    help: "Outbox messages not yet sent, by status (queued, sending, failed).",
+    help: "Outbox messages not sent, by status (queued, sending, failed, unconfirmed).",
     kind: Kind::Gauge,
 };
 
 const EMAILS: Family = Family {
     name: "tidings_emails_total",
-    help: "Email send attempts by outcome (sent, retried, failed).",
+    help: "Email send attempts by outcome (sent, retried, failed, unconfirmed).",
     kind: Kind::Counter,
 };
 
-const FAMILIES: [&Family; 7] = [
+const ALERTS: Family = Family {
+    name: "tidings_alerts_raised",
+    help: "Operator alerts (mail, source:NAME): 1 while raised, 0 once cleared.",
+    kind: Kind::Gauge,
+};
+
+const SUPPRESSED: Family = Family {
+    name: "tidings_subscribers_suppressed",
+    help: "Subscribers suppressed after repeated permanent refusals of their mail.",
+    kind: Kind::Gauge,
+};
+
+const FAMILIES: [&Family; 9] = [
     &INGEST_RUNS,
     &ENTRIES_SEEN,
     &CHANGE_EVENTS,
@@ -69,6 +83,8 @@ const FAMILIES: [&Family; 7] = [
     &FEED_REQUESTS,
     &OUTBOX,
     &EMAILS,
+    &ALERTS,
+    &SUPPRESSED,
 ];
 
 /// Series values keyed by family name, then by the rendered label set.
@@ -140,16 +156,34 @@ pub fn record_feed_request(not_modified: bool) {
     add(&FEED_REQUESTS, &[("status", status)], 1.0);
 }
 
-/// Count one send attempt's outcome: `sent`, `retried` or `failed`.
+/// Count one send attempt's outcome: `sent`, `retried`, `failed` or `unconfirmed`.
 pub fn record_email(outcome: &str) {
     add(&EMAILS, &[("outcome", outcome)], 1.0);
 }
 
 /// Set the outbox depth, read from the store when `/metrics` is scraped.
-pub fn record_outbox(queued: i64, sending: i64, failed: i64) {
-    for (status, count) in [("queued", queued), ("sending", sending), ("failed", failed)] {
+pub fn record_outbox(backlog: &crate::store::OutboxBacklog) {
+    let statuses = [
+        ("queued", backlog.queued),
+        ("sending", backlog.sending),
+        ("failed", backlog.failed),
+        ("unconfirmed", backlog.unconfirmed),
+    ];
+    for (status, count) in statuses {
         set(&OUTBOX, &[("status", status)], count as f64);
     }
+}
+
+/// Set whether each known alert is raised, read from the store at a scrape.
+pub fn record_alerts(alerts: &[(String, bool)]) {
+    for (name, raised) in alerts {
+        set(&ALERTS, &[("alert", name)], f64::from(u8::from(*raised)));
+    }
+}
+
+/// Set how many subscribers are suppressed, read from the store at a scrape.
+pub fn record_suppressed(count: i64) {
+    set(&SUPPRESSED, &[], count as f64);
 }
 
 /// Every metric in the Prometheus text format (version 0.0.4).

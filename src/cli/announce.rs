@@ -13,7 +13,6 @@ use super::open_store;
 use crate::announce::{Announcer, Request};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::mail::deliver::Delivery;
 use crate::mail::kit::MailKit;
 use crate::model::ResourceId;
 use crate::store::{Route, Store};
@@ -71,7 +70,7 @@ pub async fn run(config: &Config, args: AnnounceArgs, clock: &SharedClock) -> Re
         "announcement {} queued for {} subscriber(s)",
         announced.id, announced.recipients
     );
-    let delivery = Delivery::new(store.clone(), &config.mail, clock.clone())?;
+    let delivery = super::delivery(&store, config, clock)?;
     let report = deliver(&store, &delivery).await?;
     finish(&store, report).await
 }

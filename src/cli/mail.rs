@@ -95,14 +95,15 @@ pub enum DigestCommand {
 pub enum OutboxCommand {
     /// List outgoing messages, newest first.
     List {
-        /// Only failed ones.
+        /// Only failed and unconfirmed ones (handed over with no answer: maybe delivered).
         #[arg(long)]
         failed: bool,
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// Re-queue a message (or every failed one) and deliver it now.
+    /// Re-queue a message (or every failed one) and deliver it now. An
+    /// unconfirmed message (maybe delivered already) is re-sent only by its id.
     Retry {
         /// The message's id.
         #[arg(required_unless_present = "failed", conflicts_with = "failed")]
@@ -164,6 +165,10 @@ struct SubscriberJson {
     categories: Vec<String>,
     frequency: &'static str,
     status: &'static str,
+    /// Permanent refusals of their mail since they last confirmed.
+    refusals: i64,
+    /// When they were suppressed, if they are.
+    suppressed_at: Option<String>,
 }
 
 async fn list_subscribers(store: &Store, json: bool) -> Result<()> {
@@ -175,6 +180,8 @@ async fn list_subscribers(store: &Store, json: bool) -> Result<()> {
             categories: s.categories.names(),
             frequency: s.frequency.as_str(),
             status: s.status.as_str(),
+            refusals: s.refusals,
+            suppressed_at: s.suppressed_at.map(rfc3339),
             email: s.email,
         })
         .collect();
@@ -185,9 +192,14 @@ async fn list_subscribers(store: &Store, json: bool) -> Result<()> {
         return Ok(());
     }
     for s in &rows {
+        let refused = match &s.suppressed_at {
+            Some(at) => format!("  (suppressed {at} after {} refusals)", s.refusals),
+            None if s.refusals > 0 => format!("  ({} refusals)", s.refusals),
+            None => String::new(),
+        };
         writeln!(
             out,
-            "{:40}  {:12}  {:6}  {}",
+            "{:40}  {:12}  {:6}  {}{refused}",
             s.email,
             s.status,
             s.frequency,
@@ -338,7 +350,7 @@ async fn send(
     if dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    let delivery = Delivery::new(store.clone(), &config.mail, clock.clone())?;
+    let delivery = super::delivery(store, config, clock)?;
     let report = deliver(store, &delivery).await?;
     finish(store, report).await
 }
@@ -378,23 +390,25 @@ pub(super) async fn deliver(store: &Store, delivery: &Delivery) -> Result<Delive
         eprintln!();
     }
     println!(
-        "sent {}, {} queued for retry, {} failed",
-        report.sent, report.retrying, report.failed
+        "sent {}, {} queued for retry, {} failed, {} unconfirmed",
+        report.sent, report.retrying, report.failed, report.unconfirmed
     );
     Ok(report)
 }
 
-/// Exit 1 when something failed for good in this run or still waits for a retry.
+/// Exit 1 when something failed for good or was left unconfirmed in this
+/// run, or still waits for a retry.
 pub(super) async fn finish(store: &Store, report: DeliveryReport) -> Result<ExitCode> {
     // Only rows that were tried and wait for a retry: fresh rows another
     // process just queued are that process's to deliver, not a failure here.
     let queued = store.outbox_backlog().await?.retrying;
-    if report.failed == 0 && queued == 0 {
+    if report.failed == 0 && report.unconfirmed == 0 && queued == 0 {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!(
-        "error: {} message(s) failed and {queued} stay queued for retry; see tidings outbox list",
-        report.failed
+        "error: {} message(s) failed, {} unconfirmed (handed over with no answer) and {queued} \
+         stay queued for retry; see tidings outbox list --failed",
+        report.failed, report.unconfirmed
     );
     Ok(ExitCode::FAILURE)
 }
@@ -464,12 +478,12 @@ pub async fn outbox(
             let moved = store.requeue(id, clock.now()).await?;
             if moved == 0 && id.is_some() {
                 anyhow::bail!(
-                    "no queued or failed outbox message with id {}",
+                    "no queued, failed or unconfirmed outbox message with id {}",
                     id.unwrap_or_default()
                 );
             }
             println!("re-queued {moved} message(s)");
-            let delivery = Delivery::new(store.clone(), &config.mail, clock.clone())?;
+            let delivery = super::delivery(&store, config, clock)?;
             let report = deliver(&store, &delivery).await?;
             finish(&store, report).await
         }

@@ -463,14 +463,21 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
     if raw.timeout_s == Some(0) {
         p.add("mail.timeout_s", "must be at least 1");
     }
-    let alert_after = raw.alert_after.unwrap_or(3);
-    if alert_after == 0 {
-        p.add("mail.alert_after", "must be at least 1");
-    }
-    let max_attempts = raw.max_attempts.unwrap_or(10);
-    if max_attempts == 0 {
-        p.add("mail.max_attempts", "must be at least 1");
-    }
+    let mut at_least_one = |key: &str, value: Option<u32>, default: u32| {
+        let value = value.unwrap_or(default);
+        if value == 0 {
+            p.add(key, "must be at least 1");
+        }
+        value
+    };
+    let alert_after = at_least_one("mail.alert_after", raw.alert_after, 3);
+    let alert_after_failed_sends = at_least_one(
+        "mail.alert_after_failed_sends",
+        raw.alert_after_failed_sends,
+        20,
+    );
+    let max_attempts = at_least_one("mail.max_attempts", raw.max_attempts, 10);
+    let suppress_after = at_least_one("mail.suppress_after", raw.suppress_after, 3);
     if let Some(mailto) = &raw.unsubscribe_mailto {
         let address = mailto.strip_prefix("mailto:").unwrap_or(mailto);
         p.take(
@@ -488,7 +495,9 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         timeout: Duration::from_secs(raw.timeout_s.unwrap_or(30)),
         retry_base: Duration::from_secs(raw.retry_base_s.unwrap_or(60)),
         max_attempts,
+        suppress_after,
         alert_after,
+        alert_after_failed_sends,
         admins: raw.admins,
     })
 }

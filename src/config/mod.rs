@@ -208,8 +208,13 @@ pub struct MailConfig {
     pub retry_base: Duration,
     /// Attempts before a message that keeps failing transiently is marked failed.
     pub max_attempts: u32,
+    /// Permanent refusals (5xx to the recipient or the message) before a
+    /// subscriber is suppressed.
+    pub suppress_after: u32,
     /// Failed runs of a source in a row before `admins` get an alert.
     pub alert_after: u32,
+    /// Failed sends in a row (any message, any reason) before `admins` get an alert.
+    pub alert_after_failed_sends: u32,
     /// Who gets operator alerts.
     pub admins: Vec<String>,
 }

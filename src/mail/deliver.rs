@@ -1,11 +1,18 @@
 //! The outbox worker: claim due rows, send each (at most `mail.concurrency`
-//! at once, at most `mail.rate_per_s` a second), and record the outcome the
-//! moment the server answers. 4xx, timeouts and dropped connections go back
-//! in the queue with exponential backoff; 5xx marks the row failed with the
-//! server's reply. A row claimed by a process that died stays `sending` until
-//! its lease (`claimed_until`) runs out, and is then claimed again.
+//! at once, at most `mail.rate_per_s` a second), record the hand-over just
+//! before each message's final dot, and record the outcome the moment the
+//! server answers. 4xx, and timeouts and dropped connections before the dot,
+//! go back in the queue with exponential backoff; 5xx marks the row failed
+//! with the server's reply, and a refusal of the recipient or the message
+//! counts toward suppressing the subscriber; no answer after the dot leaves
+//! the row `unconfirmed`, never sent again on its own (at most once). A row
+//! claimed by a process that died stays `sending` until its lease
+//! (`claimed_until`) runs out, and is then claimed again — or, if it was
+//! handed over, becomes `unconfirmed`. Failed sends in a row raise the mail
+//! alert (see `alerts`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
@@ -15,7 +22,9 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use super::address::mask;
+use super::handover::{HandOver, HandOverState};
 use super::{MailError, Mailer, SendError};
+use crate::alerts::Alerts;
 use crate::clock::SharedClock;
 use crate::config::MailConfig;
 use crate::store::{Claimed, Store};
@@ -36,6 +45,8 @@ pub struct DeliveryReport {
     pub retrying: usize,
     /// Given up (5xx, or too many attempts).
     pub failed: usize,
+    /// Handed over with no answer: maybe delivered, not sent again.
+    pub unconfirmed: usize,
 }
 
 impl DeliveryReport {
@@ -53,6 +64,10 @@ impl DeliveryReport {
                 self.failed += 1;
                 "failed"
             }
+            Outcome::Unconfirmed => {
+                self.unconfirmed += 1;
+                "unconfirmed"
+            }
             Outcome::Released => return,
         };
         crate::metrics::record_email(name);
@@ -64,6 +79,8 @@ enum Outcome {
     Sent,
     Retrying,
     Failed,
+    Unconfirmed,
+    /// Handed back unsent, or found to be another sender's: not counted.
     Released,
 }
 
@@ -96,7 +113,18 @@ pub struct Delivery {
     timeout: StdDuration,
     retry_base: StdDuration,
     max_attempts: u32,
+    suppress_after: u32,
     pace: Option<Arc<Pace>>,
+    alerts: Option<Arc<Alerts>>,
+    streak: Arc<Streak>,
+}
+
+/// Sends that failed in a row, across this worker's tasks, for the mail alert.
+#[derive(Debug, Default)]
+struct Streak {
+    failures: AtomicU64,
+    /// A send went through since the last pass looked.
+    sent: AtomicBool,
 }
 
 impl Delivery {
@@ -116,8 +144,17 @@ impl Delivery {
             timeout: config.timeout,
             retry_base: config.retry_base,
             max_attempts: config.max_attempts,
+            suppress_after: config.suppress_after,
             pace,
+            alerts: None,
+            streak: Arc::default(),
         })
+    }
+
+    /// Alert the admins when sends keep failing, and when they work again.
+    pub fn with_alerts(mut self, alerts: Option<Arc<Alerts>>) -> Self {
+        self.alerts = alerts;
+        self
     }
 
     /// Sends every due row until none is left, also waiting out rows another
@@ -159,6 +196,7 @@ impl Delivery {
                     sent = report.sent,
                     retrying = report.retrying,
                     failed = report.failed,
+                    unconfirmed = report.unconfirmed,
                     "outbox delivered"
                 );
             }
@@ -179,6 +217,16 @@ impl Delivery {
         report: &mut DeliveryReport,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<(), MailError> {
+        let orphaned = self.store.orphaned_to_unconfirmed(self.clock.now()).await?;
+        if orphaned > 0 {
+            warn!(
+                rows = orphaned,
+                "messages whose sender stopped after handing them over are unconfirmed, not sent again"
+            );
+            for _ in 0..orphaned {
+                report.add(Outcome::Unconfirmed);
+            }
+        }
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
         let mut handled = 0;
@@ -218,6 +266,11 @@ impl Delivery {
             report.add(done.unwrap_or(Outcome::Retrying));
             progress(handled);
         }
+        if self.streak.sent.swap(false, Ordering::AcqRel)
+            && let Some(alerts) = &self.alerts
+        {
+            alerts.after_sent(self.clock.now()).await;
+        }
         Ok(())
     }
 
@@ -242,45 +295,111 @@ impl Delivery {
             // Its lease may run out mid-send and another worker claim it: hand it back.
             return self.record(row.id, self.store.release(row.id).await, Outcome::Released);
         }
+        let hand_over = self.hand_over(row.id);
         let result = self
             .mailer
-            .send(&row.recipient, &row.idem_key, &row.message)
+            .send(&row.recipient, &row.idem_key, &row.message, &hand_over)
             .await;
+        if hand_over.state() == HandOverState::NotOurs {
+            // Another worker claimed it after our lease ran out and handed it over first.
+            warn!(
+                outbox_id = row.id,
+                "message taken over by another sender; left to it"
+            );
+            return Outcome::Released;
+        }
+        let reason = result.as_ref().err().map(ToString::to_string);
+        let outcome = self.settle(&row, result).await;
+        self.count(outcome, reason.as_deref()).await;
+        outcome
+    }
+
+    /// The record written just before the message's final dot.
+    fn hand_over(&self, id: i64) -> Arc<HandOver> {
+        let (store, clock) = (self.store.clone(), self.clock.clone());
+        HandOver::new(async move {
+            store
+                .mark_handed_over(id, clock.now())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Records what the server's answer (or its absence) means for the row.
+    async fn settle(&self, row: &Claimed, result: Result<(), SendError>) -> Outcome {
         let now = self.clock.now();
-        match result {
+        let (id, to) = (row.id, mask(&row.recipient));
+        let error = match result {
             Ok(()) => {
-                debug!(outbox_id = row.id, recipient = %mask(&row.recipient), "sent");
-                self.record(
-                    row.id,
-                    self.store.mark_sent(row.id, now).await,
-                    Outcome::Sent,
-                )
+                debug!(outbox_id = id, recipient = %to, "sent");
+                return self.record(id, self.store.mark_sent(id, now).await, Outcome::Sent);
             }
-            Err(SendError::Transient(reason))
+            Err(error) => error,
+        };
+        match error {
+            SendError::Transient(reason)
                 if (row.attempts as u64) < u64::from(self.max_attempts) =>
             {
                 let next = now + self.backoff(row.attempts);
-                warn!(outbox_id = row.id, recipient = %mask(&row.recipient), attempts = row.attempts, error = %reason, retry_at = %next, "send failed; will retry");
-                self.record(
-                    row.id,
-                    self.store.mark_retry(row.id, next, &reason).await,
-                    Outcome::Retrying,
-                )
+                warn!(outbox_id = id, recipient = %to, attempts = row.attempts, error = %reason, retry_at = %next, "send failed; will retry");
+                let written = self.store.mark_retry(id, next, &reason).await;
+                self.record(id, written, Outcome::Retrying)
             }
-            Err(e) => {
-                let reason = match &e {
-                    SendError::Transient(r) => {
-                        format!("gave up after {} attempts: {r}", row.attempts)
-                    }
-                    SendError::Permanent(r) => r.clone(),
-                };
-                warn!(outbox_id = row.id, recipient = %mask(&row.recipient), error = %reason, "send failed for good");
+            SendError::Transient(reason) => {
+                let reason = format!("gave up after {} attempts: {reason}", row.attempts);
+                warn!(outbox_id = id, recipient = %to, error = %reason, "send failed for good");
                 self.record(
-                    row.id,
-                    self.store.mark_failed(row.id, &reason).await,
+                    id,
+                    self.store.mark_failed(id, &reason).await,
                     Outcome::Failed,
                 )
             }
+            SendError::Permanent(reason) => {
+                warn!(outbox_id = id, recipient = %to, error = %reason, "send failed for good");
+                self.record(
+                    id,
+                    self.store.mark_failed(id, &reason).await,
+                    Outcome::Failed,
+                )
+            }
+            SendError::Refused(reason) => {
+                warn!(outbox_id = id, recipient = %to, error = %reason, "the server refused the recipient or the message");
+                let written = self
+                    .store
+                    .mark_refused(id, &reason, self.suppress_after, now)
+                    .await;
+                if let Ok(Some(address)) = &written {
+                    warn!(recipient = %mask(address), refusals = self.suppress_after, "address suppressed: it gets no more digests or announcements until it confirms again");
+                }
+                self.record(id, written.map(drop), Outcome::Failed)
+            }
+            SendError::Unconfirmed(reason) => {
+                warn!(outbox_id = id, recipient = %to, error = %reason, "handed over without an answer; not sent again");
+                let written = self.store.mark_unconfirmed(id, &reason).await;
+                self.record(id, written, Outcome::Unconfirmed)
+            }
+        }
+    }
+
+    /// Keeps the streak of failed sends; the alert is raised as it reaches the threshold.
+    async fn count(&self, outcome: Outcome, reason: Option<&str>) {
+        match outcome {
+            Outcome::Sent => {
+                self.streak.failures.store(0, Ordering::Release);
+                self.streak.sent.store(true, Ordering::Release);
+            }
+            Outcome::Retrying | Outcome::Failed | Outcome::Unconfirmed => {
+                let failures = self.streak.failures.fetch_add(1, Ordering::AcqRel) + 1;
+                if let Some(alerts) = &self.alerts
+                    && failures == alerts.failed_sends_threshold()
+                {
+                    let reason = reason.unwrap_or("unknown");
+                    alerts
+                        .after_failed_sends(failures, reason, self.clock.now())
+                        .await;
+                }
+            }
+            Outcome::Released => {}
         }
     }
 

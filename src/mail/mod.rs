@@ -7,6 +7,7 @@ pub mod address;
 pub mod compose;
 pub mod deliver;
 pub mod digest;
+pub mod handover;
 pub mod kit;
 mod smtp;
 pub mod token;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use lettre::Address;
 use lettre::address::Envelope;
 
+use self::handover::HandOver;
 use self::smtp::SmtpPool;
 
 use crate::config::{MailConfig, MailTransport};
@@ -48,16 +50,26 @@ pub enum MailError {
     Random(String),
 }
 
-/// Why one send failed, and what to do next (as lettre's errors say).
+/// Why one send failed, and what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Try again later: a 4xx reply, a dropped connection, a timeout. The
-    /// server may already have the message if the connection dropped after the final dot.
+    /// Try again later: a 4xx reply, or a dropped connection or timeout
+    /// before the final dot (so the server does not have the message).
     #[error("{0}")]
     Transient(String),
-    /// Do not retry: a 5xx reply, with the server's words.
+    /// The server refused this recipient (5xx to `RCPT TO`) or this message
+    /// (5xx after the dot), or the address cannot be used: counts toward
+    /// suppressing the address.
+    #[error("{0}")]
+    Refused(String),
+    /// Do not retry: another 5xx (to `MAIL FROM`, to `DATA`, to the login),
+    /// with the server's words; not the recipient's doing.
     #[error("{0}")]
     Permanent(String),
+    /// The final dot went out but no answer came: the server may have the
+    /// message, so it is not sent again on its own.
+    #[error("{0}")]
+    Unconfirmed(String),
 }
 
 impl SendError {
@@ -114,17 +126,28 @@ impl Mailer {
         })
     }
 
-    /// Send `message` to `recipient`, within the configured timeout.
-    /// `name` (the idempotency key) names the `.eml` file, so a resend overwrites it.
-    pub async fn send(&self, recipient: &str, name: &str, message: &[u8]) -> Result<(), SendError> {
-        let sending = self.send_unbounded(recipient, name, message);
-        match tokio::time::timeout(self.timeout, sending).await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Transient(format!(
-                "no answer within {} s",
-                self.timeout.as_secs_f64()
-            ))),
-        }
+    /// Send `message` to `recipient`, within the configured timeout, handing
+    /// it over (SMTP's final dot, or the `.eml` file's rename) only once
+    /// `hand_over` is recorded. `name` (the idempotency key) names the `.eml` file.
+    pub async fn send(
+        &self,
+        recipient: &str,
+        name: &str,
+        message: &[u8],
+        hand_over: &Arc<HandOver>,
+    ) -> Result<(), SendError> {
+        let sending = self.send_unbounded(recipient, name, message, hand_over);
+        let Ok(result) = tokio::time::timeout(self.timeout, sending).await else {
+            let waited = self.timeout.as_secs_f64();
+            return Err(if hand_over.released() {
+                SendError::Unconfirmed(format!(
+                    "no answer within {waited} s after the message was handed over"
+                ))
+            } else {
+                SendError::Transient(format!("no answer within {waited} s"))
+            });
+        };
+        result
     }
 
     /// Closes idle SMTP connections politely (`QUIT`); later sends open new ones.
@@ -139,25 +162,32 @@ impl Mailer {
         recipient: &str,
         name: &str,
         message: &[u8],
+        hand_over: &Arc<HandOver>,
     ) -> Result<(), SendError> {
         match &self.transport {
             Transport::Smtp(smtp) => {
                 let to: Address = recipient
                     .parse()
-                    .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?;
+                    .map_err(|e| SendError::Refused(format!("bad recipient address: {e}")))?;
                 let envelope = Envelope::new(Some(self.from.clone()), vec![to])
                     .map_err(|e| SendError::Permanent(format!("bad envelope: {e}")))?;
-                smtp.send(&envelope, message).await
+                smtp.send(&envelope, message, hand_over).await
             }
-            Transport::File(dir) => write_eml(dir, name, message).await.map_err(|e| {
+            Transport::File(dir) => write_eml(dir, name, message, hand_over).await.map_err(|e| {
                 SendError::Transient(format!("could not write to {}: {e}", dir.display()))
             }),
         }
     }
 }
 
-/// Writes `{dir}/{name}.eml` atomically (a temporary file renamed into place).
-async fn write_eml(dir: &Path, name: &str, message: &[u8]) -> std::io::Result<()> {
+/// Writes `{dir}/{name}.eml` atomically: a temporary file, renamed into place
+/// once `hand_over` is recorded (the rename is this transport's final dot).
+async fn write_eml(
+    dir: &Path,
+    name: &str,
+    message: &[u8],
+    hand_over: &HandOver,
+) -> std::io::Result<()> {
     tokio::fs::create_dir_all(dir).await?;
     let safe: String = name
         .chars()
@@ -172,5 +202,9 @@ async fn write_eml(dir: &Path, name: &str, message: &[u8]) -> std::io::Result<()
     let path = dir.join(format!("{safe}.eml"));
     let partial = dir.join(format!(".{safe}.eml.partial"));
     tokio::fs::write(&partial, message).await?;
+    if let Err(e) = hand_over.release().await {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(e);
+    }
     tokio::fs::rename(&partial, &path).await
 }

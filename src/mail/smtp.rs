@@ -2,7 +2,9 @@
 //! protocol) over sockets this module opens with `TCP_NODELAY`. lettre 0.11
 //! writes a message's body and its final `.` as two writes; with Nagle's
 //! algorithm on, the dot waited for the server's delayed ACK (~40 ms a message).
-//! Bounding each send in time is the caller's (`Mailer::send`).
+//! Each connection's stream carries a `handover::Gate` that holds a message's
+//! final dot until its hand-over is recorded. Bounding each send in time is
+//! the caller's (`Mailer::send`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,6 +26,7 @@ use tracing::debug;
 use url::{Host, Url};
 
 use super::SendError;
+use super::handover::{Gate, GatedStream, HandOver};
 
 /// An idle connection older than this is closed rather than reused (lettre's default).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -38,8 +41,14 @@ pub(crate) struct SmtpPool {
     max_idle: usize,
 }
 
+/// A connection and the gate in its stream.
+struct Conn {
+    smtp: AsyncSmtpConnection,
+    gate: Gate,
+}
+
 struct Idle {
-    conn: AsyncSmtpConnection,
+    conn: Conn,
     since: Instant,
 }
 
@@ -58,14 +67,21 @@ impl SmtpPool {
         })
     }
 
-    /// Sends `message` to the envelope's recipients. A pooled connection is
-    /// used without a `NOOP` check: if it fails before `MAIL FROM` is accepted
-    /// (nothing of this message has been sent), the send starts again once on
-    /// a fresh connection. Past that point a failure is returned, never retried.
-    pub(crate) async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), SendError> {
+    /// Sends `message` to the envelope's recipients, its final dot only after
+    /// `hand_over` is recorded. A pooled connection is used without a `NOOP`
+    /// check: if it fails before `MAIL FROM` is accepted (nothing of this
+    /// message has been sent), the send starts again once on a fresh
+    /// connection. Past that point a failure is returned, never retried.
+    pub(crate) async fn send(
+        &self,
+        envelope: &Envelope,
+        message: &[u8],
+        hand_over: &Arc<HandOver>,
+    ) -> Result<(), SendError> {
+        let finish = |conn| self.finish(conn, envelope, message, hand_over);
         if let Some(mut conn) = self.take_idle() {
-            match mail_from(&mut conn, envelope, message).await {
-                Ok(()) => return self.finish(conn, envelope, message).await,
+            match mail_from(&mut conn.smtp, envelope, message).await {
+                Ok(()) => return finish(conn).await,
                 Err(e) => {
                     debug!(error = %e, "a pooled connection failed before MAIL FROM; using a fresh one");
                     discard(conn);
@@ -73,11 +89,11 @@ impl SmtpPool {
             }
         }
         let mut conn = self.relay.connect().await?;
-        if let Err(e) = mail_from(&mut conn, envelope, message).await {
+        if let Err(e) = mail_from(&mut conn.smtp, envelope, message).await {
             discard(conn);
             return Err(e);
         }
-        self.finish(conn, envelope, message).await
+        finish(conn).await
     }
 
     /// Says `QUIT` on every idle connection and closes it.
@@ -93,24 +109,27 @@ impl SmtpPool {
     /// RCPT TO, DATA and the message, after `MAIL FROM` was accepted.
     async fn finish(
         &self,
-        mut conn: AsyncSmtpConnection,
+        mut conn: Conn,
         envelope: &Envelope,
         message: &[u8],
+        hand_over: &Arc<HandOver>,
     ) -> Result<(), SendError> {
-        match rcpt_and_data(&mut conn, envelope, message).await {
+        let result = rcpt_and_data(&mut conn, envelope, message, hand_over).await;
+        conn.gate.disarm();
+        match result {
             Ok(()) => {
                 self.put(conn);
                 Ok(())
             }
-            Err(e) => {
+            Err((stage, e)) => {
                 discard(conn);
-                Err(classify(&e))
+                Err(classify_at(stage, &e, hand_over.released()))
             }
         }
     }
 
     /// The most recently used idle connection still young enough.
-    fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    fn take_idle(&self) -> Option<Conn> {
         let mut idle = self.lock();
         while let Some(Idle { conn, since }) = idle.pop() {
             if since.elapsed() < IDLE_TIMEOUT {
@@ -121,7 +140,7 @@ impl SmtpPool {
         None
     }
 
-    fn put(&self, conn: AsyncSmtpConnection) {
+    fn put(&self, conn: Conn) {
         let mut idle = self.lock();
         if idle.len() < self.max_idle {
             idle.push(Idle {
@@ -174,28 +193,65 @@ async fn mail_from(
     conn.command(mail).await.map(drop).map_err(|e| classify(&e))
 }
 
+/// Where in a transaction a failure happened, which decides what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `RCPT TO`: a 5xx refuses this recipient.
+    Recipient,
+    /// `DATA` and the message: a 5xx after the dot refuses this message.
+    Message,
+}
+
 async fn rcpt_and_data(
-    conn: &mut AsyncSmtpConnection,
+    conn: &mut Conn,
     envelope: &Envelope,
     message: &[u8],
-) -> Result<(), lettre::transport::smtp::Error> {
+    hand_over: &Arc<HandOver>,
+) -> Result<(), (Stage, lettre::transport::smtp::Error)> {
     for to in envelope.to() {
-        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+        let rcpt = Rcpt::new(to.clone(), vec![]);
+        conn.smtp
+            .command(rcpt)
+            .await
+            .map_err(|e| (Stage::Recipient, e))?;
     }
-    conn.command(Data).await?;
-    // Dot-stuffs, writes the body, then `\r\n.\r\n`; NODELAY sends the dot at once.
-    conn.message(message).await.map(drop)
+    let at_message = |e| (Stage::Message, e);
+    conn.smtp.command(Data).await.map_err(at_message)?;
+    conn.gate.arm(Arc::clone(hand_over));
+    // Dot-stuffs, writes the body, flushes, then writes `\r\n.\r\n` (held by
+    // the gate until the hand-over is recorded); NODELAY sends it at once.
+    conn.smtp
+        .message(message)
+        .await
+        .map(drop)
+        .map_err(at_message)
+}
+
+/// What a failure inside a transaction means. Once the dot was released,
+/// only an answer from the server says the message was not taken: a dropped
+/// connection or a garbled reply leaves it unknown.
+fn classify_at(stage: Stage, e: &lettre::transport::smtp::Error, released: bool) -> SendError {
+    let answered = e.is_permanent() || e.is_transient();
+    match (stage, e.is_permanent()) {
+        _ if released && !answered => {
+            SendError::Unconfirmed(format!("no answer after the message was handed over: {e}"))
+        }
+        (Stage::Recipient, true) => SendError::Refused(e.to_string()),
+        (Stage::Message, true) if released => SendError::Refused(e.to_string()),
+        _ => classify(e),
+    }
 }
 
 /// Closes `conn` in the background, saying `QUIT` first (RFC 5321 §4.1.1.10)
 /// without making the caller wait for the answer.
-fn discard(conn: AsyncSmtpConnection) {
+fn discard(conn: Conn) {
     tokio::spawn(quit(conn));
 }
 
-async fn quit(mut conn: AsyncSmtpConnection) {
+async fn quit(mut conn: Conn) {
+    conn.gate.disarm();
     // `abort` sends QUIT unless the connection is known broken, then closes it.
-    let _ = tokio::time::timeout(QUIT_WAIT, conn.abort()).await;
+    let _ = tokio::time::timeout(QUIT_WAIT, conn.smtp.abort()).await;
 }
 
 /// 5xx is final; 4xx, network errors and a dropped connection are worth retrying.
@@ -276,7 +332,8 @@ impl Relay {
     }
 
     /// A connection that has said EHLO, secured and authenticated as configured.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    /// Its gate sees plain text, or under STARTTLS the TLS records lettre writes.
+    async fn connect(&self) -> Result<Conn, SendError> {
         let tcp = self.tcp().await?;
         let stream: Box<dyn AsyncTokioStream> = match &self.security {
             Security::Implicit(config) => {
@@ -284,6 +341,8 @@ impl Relay {
             }
             Security::Plain | Security::StartTls { .. } => Box::new(tcp),
         };
+        let gate = Gate::default();
+        let stream = Box::new(GatedStream::new(stream, gate.clone()));
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
             .map_err(|e| classify(&e))?;
@@ -299,7 +358,7 @@ impl Relay {
                 .await
                 .map_err(|e| classify(&e))?;
         }
-        Ok(conn)
+        Ok(Conn { smtp: conn, gate })
     }
 
     /// A TCP connection with NODELAY to the first address that answers,

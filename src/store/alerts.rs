@@ -43,4 +43,17 @@ impl Store {
                 .map_err(StoreError::db(format!("clear alert {name}")))?;
         Ok(result.rows_affected() == 1)
     }
+
+    /// Every alert ever raised, and whether it is raised now.
+    pub async fn alerts(&self) -> Result<Vec<(String, bool)>, StoreError> {
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT name, cleared_at FROM alerts ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(StoreError::db("read the alerts"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, cleared)| (name, cleared.is_none()))
+            .collect())
+    }
 }

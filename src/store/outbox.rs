@@ -2,8 +2,11 @@
 //! Queuing a digest claims the subscriber's window and inserts the message in
 //! one transaction; delivery claims due rows (the one dialect branch in the
 //! store: SQLite's write lock vs PostgreSQL's `FOR UPDATE SKIP LOCKED`), then
-//! records each outcome. Rows stuck in `sending` past `claimed_until` (a
-//! process that died mid-send) are claimable again.
+//! records the hand-over just before each message's final dot (only if nobody
+//! recorded it before: the one write that decides who may finish a message)
+//! and each outcome. Rows stuck in `sending` past `claimed_until` (a process
+//! that died mid-send) are claimable again if they were not handed over, and
+//! become `unconfirmed` if they were: the server may have them.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -52,7 +55,7 @@ pub struct OutboxMessage {
     pub recipient: String,
     /// Subject line.
     pub subject: String,
-    /// `queued`, `sending`, `sent` or `failed`.
+    /// `queued`, `sending`, `sent`, `failed` or `unconfirmed`.
     pub status: String,
     /// Sends tried so far.
     pub attempts: i64,
@@ -94,10 +97,17 @@ pub struct OutboxBacklog {
     pub sending_until: Option<DateTime<Utc>>,
     /// Failed rows.
     pub failed: i64,
+    /// Rows handed over with no answer: maybe delivered, not sent again.
+    pub unconfirmed: i64,
 }
 
 const CLAIM_WHERE: &str = "(status = 'queued' AND next_attempt_at <= $1) \
-                           OR (status = 'sending' AND claimed_until < $1)";
+                           OR (status = 'sending' AND claimed_until < $1 \
+                               AND handed_over_at IS NULL)";
+
+/// Why a row is `unconfirmed` when its sender died after handing it over.
+const ORPHANED: &str = "the process sending it stopped after handing it to the server, which \
+                        may have it; not sent again (`tidings outbox retry ID` sends it anyway)";
 
 impl Store {
     /// Queues digests, each in step with its subscriber's window, in one
@@ -207,14 +217,27 @@ impl Store {
             .map_err(StoreError::db("claim outbox messages"))
     }
 
-    /// Records that the server accepted message `id`. Until this commits, a
-    /// crash means the message is sent again (same `Message-ID`), so the commit
-    /// does not wait for the disk: SQLite runs with `synchronous = NORMAL` (see
-    /// `store::sqlite_pragmas`); on PostgreSQL this one transaction sets
-    /// `synchronous_commit = off`. A commit that returned is in the server's
-    /// WAL buffers and survives our process dying; only a crash of PostgreSQL
-    /// itself within ~3 × `wal_writer_delay` (600 ms by default) can undo it,
-    /// and then the message goes out again, never anything worse.
+    /// Records that message `id`, claimed by the caller, is about to be handed
+    /// to the server (its final dot). True only for the first caller: a second
+    /// sender that claimed the row after a lease ran out learns here that the
+    /// message is not its to finish. Written before every message, so the
+    /// commit does not wait for the disk (see `write_without_flush`).
+    pub async fn mark_handed_over(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET handed_over_at = $2 \
+             WHERE id = $1 AND status = 'sending' AND handed_over_at IS NULL",
+        )
+        .bind(id)
+        .bind(format_time(at));
+        self.write_without_flush(query)
+            .await
+            .map(|rows| rows == 1)
+            .map_err(StoreError::db(format!(
+                "record the hand-over of outbox message {id}"
+            )))
+    }
+
+    /// Records that the server accepted message `id`.
     pub async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
         let query = sqlx::query(
             "UPDATE outbox SET status = 'sent', sent_at = $2, claimed_until = NULL, \
@@ -222,29 +245,98 @@ impl Store {
         )
         .bind(id)
         .bind(format_time(at));
-        match self.backend {
-            Backend::Sqlite => self.record(query, id).await,
-            Backend::Postgres => self
-                .record_without_flush(query)
-                .await
-                .map_err(StoreError::db(format!(
-                    "record the outcome of outbox message {id}"
-                ))),
-        }
+        self.write_without_flush(query)
+            .await
+            .map(drop)
+            .map_err(StoreError::db(format!(
+                "record the outcome of outbox message {id}"
+            )))
     }
 
-    /// Runs `query` in a PostgreSQL transaction that commits without waiting
-    /// for its WAL record to reach the disk.
-    async fn record_without_flush(
+    /// Runs `query` in a commit that does not wait for the disk: SQLite runs
+    /// with `synchronous = NORMAL` (see `store::sqlite_pragmas`); on PostgreSQL
+    /// the transaction sets `synchronous_commit = off`. A commit that returned
+    /// survives our process dying; only a crash of the database server itself
+    /// within ~3 × `wal_writer_delay` (600 ms by default) can undo it. Losing a
+    /// hand-over record then means a message may go out twice; losing a `sent`
+    /// record leaves the row `unconfirmed`. Returns the rows changed.
+    async fn write_without_flush(
         &self,
         query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<u64, sqlx::Error> {
+        if self.backend == Backend::Sqlite {
+            return Ok(query.execute(&self.pool).await?.rows_affected());
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET LOCAL synchronous_commit = off")
             .execute(&mut *tx)
             .await?;
-        query.execute(&mut *tx).await?;
-        tx.commit().await
+        let rows = query.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Rows whose sender died after handing them over become `unconfirmed`:
+    /// the server may have them, so they are not claimed again. Returns how many.
+    pub async fn orphaned_to_unconfirmed(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'unconfirmed', claimed_until = NULL, last_error = $2 \
+             WHERE status = 'sending' AND claimed_until < $1 AND handed_over_at IS NOT NULL",
+        )
+        .bind(format_time(now))
+        .bind(ORPHANED)
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(StoreError::db("settle messages orphaned mid-send"))
+    }
+
+    /// Message `id` was handed over but no answer came: `unconfirmed`, with why.
+    pub async fn mark_unconfirmed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        let query = sqlx::query(
+            "UPDATE outbox SET status = 'unconfirmed', claimed_until = NULL, last_error = $2 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error.to_owned());
+        self.record(query, id).await
+    }
+
+    /// Gives message `id` up because the server refused its recipient or the
+    /// message itself, and counts the refusal against its subscriber (if
+    /// any), who is suppressed at `suppress_after` refusals. In one
+    /// transaction. Returns the subscriber's address when this suppressed them.
+    pub async fn mark_refused(
+        &self,
+        id: i64,
+        error: &str,
+        suppress_after: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let action = format!("record the refusal of outbox message {id}");
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db(action.clone()))?;
+        let subscriber: Option<i64> = sqlx::query_scalar(
+            "UPDATE outbox SET status = 'failed', claimed_until = NULL, last_error = $2 \
+             WHERE id = $1 RETURNING subscriber_id",
+        )
+        .bind(id)
+        .bind(error.to_owned())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::db(action.clone()))?
+        .flatten();
+        let mut suppressed = None;
+        if let Some(subscriber) = subscriber {
+            suppressed = super::subscribers::count_refusal(&mut tx, subscriber, suppress_after, at)
+                .await
+                .map_err(StoreError::db(action.clone()))?;
+        }
+        tx.commit().await.map_err(StoreError::db(action))?;
+        Ok(suppressed)
     }
 
     /// Puts message `id` back in the queue until `next`, with the error that stopped it.
@@ -254,9 +346,11 @@ impl Store {
         next: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StoreError> {
+        // The server answered that it did not take the message, or never got
+        // its dot: no hand-over stands.
         let query = sqlx::query(
             "UPDATE outbox SET status = 'queued', next_attempt_at = $2, claimed_until = NULL, \
-             last_error = $3 WHERE id = $1",
+             handed_over_at = NULL, last_error = $3 WHERE id = $1",
         )
         .bind(id)
         .bind(format_time(next))
@@ -276,7 +370,7 @@ impl Store {
     }
 
     /// Returns a claimed row unsent (its lease was too short to start a send),
-    /// not counting the attempt.
+    /// not counting the attempt. Nothing of it reached the server.
     pub async fn release(&self, id: i64) -> Result<(), StoreError> {
         let query = sqlx::query(
             "UPDATE outbox SET status = 'queued', claimed_until = NULL, \
@@ -300,11 +394,11 @@ impl Store {
             )))
     }
 
-    /// Outbox rows, newest first; only failed ones when `failed_only`.
+    /// Outbox rows, newest first; only failed and unconfirmed ones when `failed_only`.
     pub async fn list_outbox(&self, failed_only: bool) -> Result<Vec<OutboxMessage>, StoreError> {
         let sql = "SELECT id, idem_key, kind, recipient, subject, status, attempts, \
                    next_attempt_at, last_error, sent_at FROM outbox \
-                   WHERE ($1 = 0 OR status = 'failed') ORDER BY id DESC";
+                   WHERE ($1 = 0 OR status IN ('failed', 'unconfirmed')) ORDER BY id DESC";
         let rows = sqlx::query(sql)
             .bind(i64::from(failed_only))
             .fetch_all(&self.pool)
@@ -313,11 +407,13 @@ impl Store {
             .map_err(StoreError::db("list the outbox"))
     }
 
-    /// Re-queues message `id` (or, with `None`, every failed one) to be sent at `now`.
-    /// Sent messages are never re-queued. Returns how many rows moved.
+    /// Re-queues message `id` (failed, queued or unconfirmed) or, with `None`,
+    /// every failed one, to be sent at `now`. Unconfirmed messages move only
+    /// by id (they may have been delivered); sent ones never. Returns how many rows moved.
     pub async fn requeue(&self, id: Option<i64>, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let sql = "UPDATE outbox SET status = 'queued', next_attempt_at = $1, attempts = 0, \
-                   claimed_until = NULL WHERE status IN ('failed', 'queued') \
+                   claimed_until = NULL, handed_over_at = NULL \
+                   WHERE status IN ('failed', 'queued', 'unconfirmed') \
                    AND (($2 IS NULL AND status = 'failed') OR id = $2)";
         sqlx::query(sql)
             .bind(format_time(now))
@@ -354,6 +450,7 @@ impl Store {
                     backlog.retrying = tried;
                 }
                 "failed" => backlog.failed = n,
+                "unconfirmed" => backlog.unconfirmed = n,
                 _ => {
                     backlog.sending = n;
                     backlog.sending_until = until.as_deref().and_then(|t| parse_time(t).ok());

@@ -46,6 +46,9 @@ pub enum SubscriberStatus {
     Confirmed,
     /// Asked to stop.
     Unsubscribed,
+    /// Their mail was refused `mail.suppress_after` times: gets nothing until
+    /// they confirm again.
+    Suppressed,
 }
 
 impl SubscriberStatus {
@@ -55,13 +58,19 @@ impl SubscriberStatus {
             Self::Pending => "pending",
             Self::Confirmed => "confirmed",
             Self::Unsubscribed => "unsubscribed",
+            Self::Suppressed => "suppressed",
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
-        [Self::Pending, Self::Confirmed, Self::Unsubscribed]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        [
+            Self::Pending,
+            Self::Confirmed,
+            Self::Unsubscribed,
+            Self::Suppressed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
     }
 }
 
@@ -133,6 +142,10 @@ pub struct Subscriber {
     pub confirmed_at: Option<DateTime<Utc>>,
     /// End of the last digest window; the next starts here.
     pub window_end: Option<DateTime<Utc>>,
+    /// Permanent refusals of their mail since they last confirmed.
+    pub refusals: i64,
+    /// When they were suppressed, if they are.
+    pub suppressed_at: Option<DateTime<Utc>>,
 }
 
 impl Subscriber {
@@ -158,7 +171,7 @@ pub struct NewSubscriber {
 }
 
 const COLUMNS: &str = "id, email, categories, frequency, status, token_nonce, created_at, \
-                       confirmed_at, window_end";
+                       confirmed_at, window_end, refusals, suppressed_at";
 
 impl Store {
     /// Adds one subscriber; `Exists` if the address is already there.
@@ -264,7 +277,7 @@ impl Store {
 
     /// Records a web sign-up and claims the right to send `email` a
     /// confirmation: adds a pending subscriber, or updates a pending (or
-    /// unsubscribed) one, but only when no confirmation was queued for the
+    /// unsubscribed, or suppressed) one, but only when no confirmation was queued for the
     /// address after `resend_after`. `Some` when a confirmation should be sent;
     /// `None` for confirmed addresses and within the window. One conditional
     /// UPDATE, so the per-address limit holds across replicas.
@@ -281,7 +294,8 @@ impl Store {
             .map_err(StoreError::db(action))?;
         let claimed = sqlx::query(
             "UPDATE subscribers SET confirmation_sent_at = $2, categories = $3, frequency = $4, \
-             status = 'pending' WHERE email = $1 AND status IN ('pending', 'unsubscribed') \
+             status = 'pending' WHERE email = $1 \
+             AND status IN ('pending', 'unsubscribed', 'suppressed') \
              AND (confirmation_sent_at IS NULL OR confirmation_sent_at < $5)",
         )
         .bind(&new.email)
@@ -307,12 +321,21 @@ impl Store {
         Ok(subscriber)
     }
 
-    /// Confirms a pending subscriber; their first digest window starts `at`.
-    /// False when they were not pending.
+    /// How many subscribers are suppressed.
+    pub async fn count_suppressed(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE status = 'suppressed'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::db("count suppressed subscribers"))
+    }
+
+    /// Confirms a pending subscriber; their first digest window starts `at`,
+    /// and earlier refusals of their mail no longer count. False when they
+    /// were not pending.
     pub async fn confirm_subscriber(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE subscribers SET status = 'confirmed', confirmed_at = $2 \
-             WHERE id = $1 AND status = 'pending'",
+            "UPDATE subscribers SET status = 'confirmed', confirmed_at = $2, refusals = 0, \
+             suppressed_at = NULL WHERE id = $1 AND status = 'pending'",
         )
         .bind(id)
         .bind(format_time(at))
@@ -412,6 +435,35 @@ async fn insert_subscriber(
     Ok(done.rows_affected() == 1)
 }
 
+/// Counts one permanent refusal of `subscriber`'s mail; at `suppress_after`
+/// a confirmed subscriber becomes suppressed. Returns their address when this
+/// refusal suppressed them. (SET expressions all see the row as it was.)
+pub(super) async fn count_refusal(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    subscriber: i64,
+    suppress_after: u32,
+    at: DateTime<Utc>,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE subscribers SET refusals = refusals + 1, \
+         status = CASE WHEN status = 'confirmed' AND refusals + 1 >= $2 \
+                  THEN 'suppressed' ELSE status END, \
+         suppressed_at = CASE WHEN status = 'confirmed' AND refusals + 1 >= $2 \
+                         THEN $3 ELSE suppressed_at END \
+         WHERE id = $1 RETURNING email, status, suppressed_at",
+    )
+    .bind(subscriber)
+    .bind(i64::from(suppress_after))
+    .bind(format_time(at))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status: String = row.try_get("status")?;
+    let since: Option<String> = row.try_get("suppressed_at")?;
+    let now_suppressed = status == "suppressed" && since.as_deref() == Some(&format_time(at));
+    now_suppressed.then(|| row.try_get("email")).transpose()
+}
+
 fn decode(rows: Result<Vec<AnyRow>, sqlx::Error>) -> Result<Vec<Subscriber>, sqlx::Error> {
     rows?.iter().map(subscriber).collect()
 }
@@ -434,5 +486,7 @@ fn subscriber(row: &AnyRow) -> Result<Subscriber, sqlx::Error> {
         created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
         confirmed_at: time("confirmed_at")?,
         window_end: time("window_end")?,
+        refusals: row.try_get("refusals")?,
+        suppressed_at: time("suppressed_at")?,
     })
 }

@@ -31,7 +31,7 @@ use crate::announce::{AnnounceError, Request as AnnounceRequest};
 use crate::config::Config;
 use crate::mail::token::random_hex;
 use crate::model::ResourceId;
-use crate::store::{CategoryChoice, ResourceFilter, Route, SubscriberStatus};
+use crate::store::{CategoryChoice, ResourceFilter, Route, Subscriber, SubscriberStatus};
 use crate::views::rfc3339;
 
 /// Resources listed on `/admin`.
@@ -206,7 +206,16 @@ struct HomePage {
     announced: Option<String>,
     resources: Vec<ResourceRow>,
     counts: Vec<CountRow>,
+    suppressed: Vec<SuppressedRow>,
     runs: Vec<RunRow>,
+}
+
+/// A subscriber whose mail the server kept refusing.
+#[derive(Serialize)]
+struct SuppressedRow {
+    email: String,
+    refusals: i64,
+    since: String,
 }
 
 #[derive(Serialize)]
@@ -266,6 +275,7 @@ pub async fn home(
                 .map(|a| format!("{} by {} to {}", rfc3339(a.at), a.route, a.recipients)),
         })
         .collect();
+    let subscribers = state.store.list_subscribers().await?;
     let (csrf, cookie) = csrf_issue(&state, &headers);
     let page = HomePage {
         site: site_view(&state),
@@ -273,7 +283,8 @@ pub async fn home(
         csrf,
         announced: query.announced,
         resources: rows,
-        counts: counts(&state).await?,
+        counts: counts(&state, &subscribers).await?,
+        suppressed: suppressed(&subscribers),
         runs: runs(&state).await?,
     };
     let html = state.templates.render("admin.html", page)?;
@@ -281,9 +292,8 @@ pub async fn home(
 }
 
 /// Confirmed and pending subscribers per category ("all" counts in each).
-async fn counts(state: &AppState) -> Result<Vec<CountRow>, WebError> {
+async fn counts(state: &AppState, subscribers: &[Subscriber]) -> Result<Vec<CountRow>, WebError> {
     let known = forms::categories(state).await?;
-    let subscribers = state.store.list_subscribers().await?;
     let mut rows: BTreeMap<usize, CountRow> = BTreeMap::new();
     for (i, c) in known.iter().enumerate() {
         let of = |status| {
@@ -314,6 +324,18 @@ async fn counts(state: &AppState) -> Result<Vec<CountRow>, WebError> {
         },
     );
     Ok(rows.into_values().collect())
+}
+
+fn suppressed(subscribers: &[Subscriber]) -> Vec<SuppressedRow> {
+    subscribers
+        .iter()
+        .filter(|s| s.status == SubscriberStatus::Suppressed)
+        .map(|s| SuppressedRow {
+            email: s.email.clone(),
+            refusals: s.refusals,
+            since: s.suppressed_at.map(rfc3339).unwrap_or_default(),
+        })
+        .collect()
 }
 
 async fn runs(state: &AppState) -> Result<Vec<RunRow>, WebError> {

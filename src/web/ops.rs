@@ -33,12 +33,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
     }
 }
 
-/// `GET /metrics`: Prometheus text format; the outbox depth is read now.
+/// `GET /metrics`: Prometheus text format; what the store knows (outbox
+/// depth, alerts, suppressed subscribers) is read now, shared by every replica.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.outbox_backlog()).await {
-        Ok(Ok(b)) => crate::metrics::record_outbox(b.queued, b.sending, b.failed),
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not read the outbox depth"),
-        Err(_) => tracing::warn!("reading the outbox depth timed out"),
+    match tokio::time::timeout(READY_TIMEOUT, record_store_gauges(&state.store)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not read the store's gauges"),
+        Err(_) => tracing::warn!("reading the store's gauges timed out"),
     }
     (
         [(
@@ -47,4 +48,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         )],
         crate::metrics::render(),
     )
+}
+
+async fn record_store_gauges(store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
+    crate::metrics::record_outbox(&store.outbox_backlog().await?);
+    crate::metrics::record_alerts(&store.alerts().await?);
+    crate::metrics::record_suppressed(store.count_suppressed().await?);
+    Ok(())
 }
