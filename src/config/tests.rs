@@ -192,6 +192,10 @@ fn bad_numbers_and_duplicate_categories_are_problems() {
         r#"
 [feeds]
 max_items = 0
+[mail]
+suppress_after = 0
+alert_after_failed_sends = 0
+max_attempts = 0
 [[sources]]
 name = "s"
 kind = "seed"
@@ -209,6 +213,9 @@ name = "***"
     let keys = keys(&problems);
     for expected in [
         "feeds.max_items",
+        "mail.suppress_after",
+        "mail.alert_after_failed_sends",
+        "mail.max_attempts",
         "sources[0].min_ratio",
         "sources[0].withdraw_after",
         "categories[1].name",

@@ -211,12 +211,31 @@ impl Delivery {
         }
     }
 
-    /// Claims and sends batches until no row is due.
+    /// Claims and sends batches until no row is due, going round again while
+    /// a round's sends queued more (an alert raised or cleared on the way).
     async fn pass(
         &self,
         report: &mut DeliveryReport,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<(), MailError> {
+        self.settle_orphans(report).await?;
+        let mut handled = 0;
+        loop {
+            let before = handled;
+            self.send_due(report, progress, &mut handled).await?;
+            if self.streak.sent.swap(false, Ordering::AcqRel)
+                && let Some(alerts) = &self.alerts
+            {
+                alerts.after_sent(self.clock.now()).await;
+            }
+            if handled == before {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Rows whose sender died after handing them over become unconfirmed.
+    async fn settle_orphans(&self, report: &mut DeliveryReport) -> Result<(), MailError> {
         let orphaned = self.store.orphaned_to_unconfirmed(self.clock.now()).await?;
         if orphaned > 0 {
             warn!(
@@ -227,9 +246,24 @@ impl Delivery {
                 report.add(Outcome::Unconfirmed);
             }
         }
+        Ok(())
+    }
+
+    /// One round: claim and send due rows until a claim comes back empty,
+    /// then wait for the sends in flight.
+    async fn send_due(
+        &self,
+        report: &mut DeliveryReport,
+        progress: &(dyn Fn(usize) + Sync),
+        handled: &mut usize,
+    ) -> Result<(), MailError> {
         let slots = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks: JoinSet<Outcome> = JoinSet::new();
-        let mut handled = 0;
+        let mut finished = |done: Result<Outcome, _>, report: &mut DeliveryReport| {
+            *handled += 1;
+            report.add(done.unwrap_or(Outcome::Retrying));
+            progress(*handled);
+        };
         loop {
             let now = self.clock.now();
             let batch = self.concurrency * BATCH_PER_SLOT;
@@ -255,21 +289,12 @@ impl Delivery {
                     outcome
                 });
                 while let Some(done) = tasks.try_join_next() {
-                    handled += 1;
-                    report.add(done.unwrap_or(Outcome::Retrying));
-                    progress(handled);
+                    finished(done, report);
                 }
             }
         }
         while let Some(done) = tasks.join_next().await {
-            handled += 1;
-            report.add(done.unwrap_or(Outcome::Retrying));
-            progress(handled);
-        }
-        if self.streak.sent.swap(false, Ordering::AcqRel)
-            && let Some(alerts) = &self.alerts
-        {
-            alerts.after_sent(self.clock.now()).await;
+            finished(done, report);
         }
         Ok(())
     }
@@ -310,7 +335,11 @@ impl Delivery {
         }
         let reason = result.as_ref().err().map(ToString::to_string);
         let outcome = self.settle(&row, result).await;
-        self.count(outcome, reason.as_deref()).await;
+        // An alert's own fate says nothing new: counting its success would
+        // clear the alert it carries while subscribers' mail still fails.
+        if row.kind != "alert" {
+            self.count(outcome, reason.as_deref()).await;
+        }
         outcome
     }
 

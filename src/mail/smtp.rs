@@ -229,17 +229,47 @@ async fn rcpt_and_data(
 
 /// What a failure inside a transaction means. Once the dot was released,
 /// only an answer from the server says the message was not taken: a dropped
-/// connection or a garbled reply leaves it unknown.
+/// connection or a garbled reply leaves it unknown. A 5xx to `RCPT TO`, or to
+/// the message itself, that blames the mailbox is a refusal of the recipient.
 fn classify_at(stage: Stage, e: &lettre::transport::smtp::Error, released: bool) -> SendError {
     let answered = e.is_permanent() || e.is_transient();
-    match (stage, e.is_permanent()) {
-        _ if released && !answered => {
-            SendError::Unconfirmed(format!("no answer after the message was handed over: {e}"))
-        }
-        (Stage::Recipient, true) => SendError::Refused(e.to_string()),
-        (Stage::Message, true) if released => SendError::Refused(e.to_string()),
-        _ => classify(e),
+    if released && !answered {
+        return SendError::Unconfirmed(format!("no answer after the message was handed over: {e}"));
     }
+    let about_the_recipient = stage == Stage::Recipient || released;
+    let status = e.status().map(|code| code.to_string());
+    if e.is_permanent() && about_the_recipient && blames_the_mailbox(&e.to_string(), status) {
+        SendError::Refused(e.to_string())
+    } else {
+        classify(e)
+    }
+}
+
+/// Whether a 5xx reply says the recipient's mailbox is the problem (so it
+/// counts toward suppressing the address) rather than policy, relaying or
+/// content: an enhanced status code (RFC 3463) of class 5.1 (addressing) or
+/// 5.2 (mailbox) when the reply has one, else the basic codes 550, 551 and
+/// 553. "554 5.7.1 Relay access denied" is the relay's doing, nobody's address.
+fn blames_the_mailbox(reply: &str, basic: Option<String>) -> bool {
+    let enhanced = reply
+        .split(|c: char| c.is_whitespace() || matches!(c, ':' | '(' | ')' | ','))
+        .find(|word| is_enhanced_code(word));
+    match enhanced {
+        Some(code) => code.starts_with("5.1.") || code.starts_with("5.2."),
+        None => matches!(basic.as_deref(), Some("550" | "551" | "553")),
+    }
+}
+
+/// `5.x.y`, with one to three digits in x and in y (RFC 3463 §2).
+fn is_enhanced_code(word: &str) -> bool {
+    let number = |part: Option<&str>| {
+        part.is_some_and(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut parts = word.split('.');
+    parts.next() == Some("5")
+        && number(parts.next())
+        && number(parts.next())
+        && parts.next().is_none()
 }
 
 /// Closes `conn` in the background, saying `QUIT` first (RFC 5321 §4.1.1.10)
@@ -507,6 +537,43 @@ mod tests {
         assert_eq!(implicit.port, 465);
         assert!(Relay::from_url("smtp://h?tls=maybe", Duration::ZERO).is_err());
         assert!(Relay::from_url("http://h", Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn only_mailbox_problems_blame_the_recipient() {
+        let blamed = |reply: &str, basic: &str| blames_the_mailbox(reply, Some(basic.to_owned()));
+        assert!(blamed(
+            "permanent error (550): 5.1.1 <ann@example.org>: User unknown",
+            "550"
+        ));
+        assert!(blamed("permanent error (552): 5.2.2 Mailbox full", "552"));
+        assert!(blamed(
+            "permanent error (550): Requested action not taken: mailbox unavailable",
+            "550"
+        ));
+        assert!(blamed(
+            "permanent error (553): mailbox name not allowed",
+            "553"
+        ));
+        assert!(!blamed(
+            "permanent error (554): 5.7.1 <ann@example.org>: Relay access denied",
+            "554"
+        ));
+        assert!(!blamed(
+            "permanent error (550): 5.7.1 Unable to relay",
+            "550"
+        ));
+        assert!(!blamed("permanent error (554): Transaction failed", "554"));
+        assert!(!blamed(
+            "permanent error (552): message size exceeds fixed limit",
+            "552"
+        ));
+        assert!(blamed("5.1.1 without a basic code", "")); // the enhanced code decides
+        assert!(blames_the_mailbox("(550) 5.1.10 Recipient not found", None));
+        assert!(!is_enhanced_code("5.1"));
+        assert!(!is_enhanced_code("5.1.1.1"));
+        assert!(!is_enhanced_code("5.1234.1"));
+        assert!(!is_enhanced_code("4.1.1"));
     }
 
     #[test]

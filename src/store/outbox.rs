@@ -80,6 +80,8 @@ pub struct Claimed {
     pub attempts: i64,
     /// Idempotency key (names `.eml` files).
     pub idem_key: String,
+    /// What kind of email (`alert`s do not count toward the mail alert).
+    pub kind: String,
     /// When the claim runs out and another worker may take the row.
     pub claimed_until: DateTime<Utc>,
 }
@@ -193,7 +195,7 @@ impl Store {
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2 \
              WHERE id IN (SELECT id FROM outbox WHERE {CLAIM_WHERE} \
              ORDER BY next_attempt_at, id LIMIT $3{lock}) \
-             RETURNING id, recipient, message, attempts, idem_key, claimed_until"
+             RETURNING id, recipient, message, attempts, idem_key, kind, claimed_until"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(format_time(now))
@@ -210,6 +212,7 @@ impl Store {
                     message: row.try_get("message")?,
                     attempts: row.try_get("attempts")?,
                     idem_key: row.try_get("idem_key")?,
+                    kind: row.try_get("kind")?,
                     claimed_until: parse_time(&row.try_get::<String, _>("claimed_until")?)?,
                 })
             })

@@ -437,31 +437,34 @@ async fn insert_subscriber(
 
 /// Counts one permanent refusal of `subscriber`'s mail; at `suppress_after`
 /// a confirmed subscriber becomes suppressed. Returns their address when this
-/// refusal suppressed them. (SET expressions all see the row as it was.)
+/// refusal suppressed them.
 pub(super) async fn count_refusal(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     subscriber: i64,
     suppress_after: u32,
     at: DateTime<Utc>,
 ) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query(
-        "UPDATE subscribers SET refusals = refusals + 1, \
-         status = CASE WHEN status = 'confirmed' AND refusals + 1 >= $2 \
-                  THEN 'suppressed' ELSE status END, \
-         suppressed_at = CASE WHEN status = 'confirmed' AND refusals + 1 >= $2 \
-                         THEN $3 ELSE suppressed_at END \
-         WHERE id = $1 RETURNING email, status, suppressed_at",
+    let counted: Option<(i64, String)> = sqlx::query_as(
+        "UPDATE subscribers SET refusals = refusals + 1 WHERE id = $1 RETURNING refusals, email",
     )
     .bind(subscriber)
-    .bind(i64::from(suppress_after))
-    .bind(format_time(at))
     .fetch_optional(&mut **tx)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let status: String = row.try_get("status")?;
-    let since: Option<String> = row.try_get("suppressed_at")?;
-    let now_suppressed = status == "suppressed" && since.as_deref() == Some(&format_time(at));
-    now_suppressed.then(|| row.try_get("email")).transpose()
+    let Some((refusals, email)) = counted else {
+        return Ok(None);
+    };
+    if refusals < i64::from(suppress_after) {
+        return Ok(None);
+    }
+    let suppressed = sqlx::query(
+        "UPDATE subscribers SET status = 'suppressed', suppressed_at = $2 \
+         WHERE id = $1 AND status = 'confirmed'",
+    )
+    .bind(subscriber)
+    .bind(format_time(at))
+    .execute(&mut **tx)
+    .await?;
+    Ok((suppressed.rows_affected() == 1).then_some(email))
 }
 
 fn decode(rows: Result<Vec<AnyRow>, sqlx::Error>) -> Result<Vec<Subscriber>, sqlx::Error> {

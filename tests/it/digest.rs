@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use chrono::{DateTime, Utc};
-use tidings::store::{CategoryChoice, Frequency, NewMessage, NewSubscriber, QueuedDigest};
+use tidings::store::{
+    CategoryChoice, Frequency, NewMessage, NewSubscriber, QueuedDigest, SubscriberStatus,
+};
 
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
@@ -610,6 +612,131 @@ async fn concurrent_window_claims_queue_one_digest_and_a_repeated_key_moves_no_w
         let window = store.subscriber(id).await.unwrap().unwrap().window_end;
         assert_eq!(window, Some(p1));
         assert_eq!(store.list_outbox(false).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_one_sender_hands_a_message_over_and_an_orphaned_one_is_never_claimed_again() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let other = db.open_another().await;
+        let t0 = DateTime::parse_from_rfc3339("2025-03-24T08:00:00Z")
+            .unwrap()
+            .to_utc();
+        let seconds = chrono::Duration::seconds;
+        for key in ["digest/1/a", "digest/1/b"] {
+            assert!(
+                store
+                    .enqueue(&queued(1, key, None).message, t0)
+                    .await
+                    .unwrap()
+            );
+        }
+        let first = store.claim_outbox(t0, t0 + seconds(10), 10).await.unwrap();
+        assert_eq!(first.len(), 2);
+        // The first sender stalls past its lease; a second claims both rows again.
+        let later = t0 + seconds(11);
+        let second = other
+            .claim_outbox(later, later + seconds(10), 10)
+            .await
+            .unwrap();
+        assert_eq!(second.len(), 2, "an expired claim is claimable");
+        let (a, b) = (first[0].id, first[1].id);
+        let (mine, theirs) = tokio::join!(
+            store.mark_handed_over(a, later),
+            other.mark_handed_over(a, later)
+        );
+        assert!(
+            mine.unwrap() ^ theirs.unwrap(),
+            "exactly one sender may send the final dot"
+        );
+
+        // Both senders die: past the lease, the handed-over row may have been
+        // delivered, so it is unconfirmed; the other one is claimed again.
+        let after = later + seconds(11);
+        assert_eq!(store.orphaned_to_unconfirmed(after).await.unwrap(), 1);
+        let third = store
+            .claim_outbox(after, after + seconds(10), 10)
+            .await
+            .unwrap();
+        assert_eq!(third.iter().map(|c| c.id).collect::<Vec<_>>(), vec![b]);
+        let rows = store.list_outbox(true).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].id, rows[0].status.as_str()), (a, "unconfirmed"));
+        // Only by its id does it go again.
+        assert_eq!(store.requeue(None, after).await.unwrap(), 0);
+        assert_eq!(store.requeue(Some(a), after).await.unwrap(), 1);
+        let fourth = store
+            .claim_outbox(after, after + seconds(10), 10)
+            .await
+            .unwrap();
+        assert_eq!(fourth.iter().map(|c| c.id).collect::<Vec<_>>(), vec![a]);
+        assert!(
+            store.mark_handed_over(a, after).await.unwrap(),
+            "a fresh hand-over"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_suppressed_subscriber_gets_nothing_until_they_confirm_again() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let t0 = DateTime::parse_from_rfc3339("2025-03-24T08:00:00Z")
+            .unwrap()
+            .to_utc();
+        let new = NewSubscriber {
+            email: "ann@example.org".to_owned(),
+            categories: CategoryChoice::All,
+            frequency: Frequency::Weekly,
+            confirmed: true,
+            token_nonce: "n".to_owned(),
+        };
+        let id = store.add_subscriber(&new, t0).await.unwrap();
+        let mut suppressed = Vec::new();
+        for key in ["announcement/x/1", "announcement/y/1", "announcement/z/1"] {
+            store
+                .enqueue(&queued(id, key, None).message, t0)
+                .await
+                .unwrap();
+            let claimed = store
+                .claim_outbox(t0, t0 + chrono::Duration::seconds(10), 1)
+                .await
+                .unwrap();
+            let refused = store
+                .mark_refused(claimed[0].id, "550 5.1.1 unknown", 2, t0)
+                .await
+                .unwrap();
+            suppressed.push(refused);
+        }
+        assert_eq!(
+            suppressed,
+            vec![None, Some("ann@example.org".to_owned()), None],
+            "suppressed once, at the second"
+        );
+        let ann = store.subscriber(id).await.unwrap().unwrap();
+        assert_eq!(
+            (ann.status, ann.refusals),
+            (SubscriberStatus::Suppressed, 3)
+        );
+        assert!(store.confirmed_subscribers().await.unwrap().is_empty());
+        assert_eq!(store.count_suppressed().await.unwrap(), 1);
+
+        let later = t0 + chrono::Duration::days(1);
+        let again = store
+            .request_confirmation(&new, later, later)
+            .await
+            .unwrap();
+        assert!(again.is_some(), "subscribing again sends a confirmation");
+        assert!(store.confirm_subscriber(id, later).await.unwrap());
+        let ann = store.subscriber(id).await.unwrap().unwrap();
+        assert_eq!(
+            (ann.status, ann.refusals, ann.suppressed_at),
+            (SubscriberStatus::Confirmed, 0, None)
+        );
+        assert_eq!(store.confirmed_subscribers().await.unwrap().len(), 1);
     })
     .await;
 }

@@ -94,6 +94,29 @@ fn wait_for_port(port: u16, child: &mut Child) {
     }
 }
 
+/// An aiosmtpd handler: the Maildir handler, refusing `RCPT TO` for
+/// addresses that match a line of the `rules` file beside the Maildir
+/// (`PATTERN REPLY`, fnmatch patterns), read at each command so a test can
+/// change the server's mind.
+const RULED_HANDLER: &str = r#"
+import fnmatch, os
+from aiosmtpd.handlers import Mailbox
+
+class Ruled(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        rules = os.path.join(os.path.dirname(str(self.mail_dir)), 'rules')
+        try:
+            lines = open(rules).read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            pattern, _, reply = line.partition(' ')
+            if pattern and fnmatch.fnmatch(address, pattern):
+                return reply
+        envelope.rcpt_tos.append(address)
+        return '250 OK'
+"#;
+
 /// aiosmtpd with its Maildir handler.
 pub struct Maildir {
     child: Child,
@@ -105,11 +128,28 @@ pub struct Maildir {
 impl Maildir {
     /// Start a server on a free port.
     pub fn start() -> Self {
+        Self::start_with("aiosmtpd.handlers.Mailbox")
+    }
+
+    /// Start a server that refuses recipients as `set_rules` says.
+    pub fn start_with_rules() -> Self {
+        Self::start_with("ruled_handler.Ruled")
+    }
+
+    /// Refuse `RCPT TO` for addresses matching a line's pattern with that
+    /// line's reply, e.g. `*@example.org 554 5.7.1 Relay access denied`.
+    pub fn set_rules(&self, rules: &str) {
+        std::fs::write(self.dir.path().join("rules"), rules).expect("rules written");
+    }
+
+    fn start_with(handler: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("ruled_handler.py"), RULED_HANDLER).expect("handler");
         let port = free_port();
         let mut child = Command::new("/usr/bin/python3")
+            .env("PYTHONPATH", dir.path())
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", handler])
             .arg(dir.path().join("Maildir"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,0 +1,212 @@
+// Refused mail: an address the server keeps refusing is suppressed and shown
+// as such; mail that keeps failing alerts the admins once, and once more when
+// it goes through again. Against aiosmtpd refusing chosen recipients.
+
+use reqwest::header::COOKIE;
+use serde_json::Value;
+
+use crate::support::app::TestApp;
+use crate::support::db::on_every_backend;
+use crate::support::http;
+use crate::support::smtp::{Maildir, header};
+use crate::web::{PASSWORD, sign_in};
+
+const GONE: &str =
+    "gone@example.org 550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown";
+
+fn smtp_config(url: &str, extra: &str) -> String {
+    format!(
+        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nfrom = \"Test Library <news@example.org>\"\n\
+         timeout_s = 2\nretry_base_s = 1\n{extra}"
+    )
+}
+
+fn add(app: &TestApp, email: &str) {
+    app.run_ok(&[
+        "subscribers",
+        "add",
+        email,
+        "--categories",
+        "leaflets",
+        "--confirmed",
+    ]);
+}
+
+fn subscriber(app: &TestApp, email: &str) -> Value {
+    let list = app.json(&["subscribers", "list", "--json"]);
+    let found = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["email"] == email);
+    found
+        .unwrap_or_else(|| panic!("no {email} in {list}"))
+        .clone()
+}
+
+fn rows_for(app: &TestApp, email: &str) -> Vec<Value> {
+    let list = app.json(&["outbox", "list", "--json"]);
+    let rows = list.as_array().unwrap().iter();
+    rows.filter(|r| r["recipient"] == email).cloned().collect()
+}
+
+/// The id of a resource in the Leaflets category.
+fn a_leaflet(app: &TestApp) -> String {
+    let list = app.json(&["resources", "list", "--json", "--category", "leaflets"]);
+    list[0]["id"]
+        .as_str()
+        .expect("a leaflet was ingested")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn an_address_refused_twice_is_suppressed_shown_and_left_out_of_everything() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start_with_rules();
+        sink.set_rules(GONE);
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url(), "suppress_after = 2\n"));
+        add(&app, "ann@example.org");
+        add(&app, "gone@example.org");
+        app.run_ok(&["ingest"]);
+        let leaflet = a_leaflet(&app);
+
+        let first = app.run(&["announce", &leaflet]);
+        assert_eq!(first.status.code(), Some(1), "one message failed");
+        let gone = subscriber(&app, "gone@example.org");
+        assert_eq!(
+            (gone["status"].as_str(), gone["refusals"].as_i64()),
+            (Some("confirmed"), Some(1))
+        );
+        let row = &rows_for(&app, "gone@example.org")[0];
+        assert_eq!(row["status"], "failed");
+        assert!(
+            row["last_error"].as_str().unwrap().contains("User unknown"),
+            "{row}"
+        );
+
+        app.run(&["announce", &leaflet, "--force"]);
+        let gone = subscriber(&app, "gone@example.org");
+        assert_eq!(gone["status"], "suppressed", "{gone}");
+        assert_eq!(gone["refusals"], 2);
+        assert!(gone["suppressed_at"].is_string());
+        assert_eq!(subscriber(&app, "ann@example.org")["refusals"], 0);
+        let listed = app.run_ok(&["subscribers", "list"]);
+        let line = listed.lines().find(|l| l.starts_with("gone@")).unwrap();
+        assert!(
+            line.contains("suppressed") && line.contains("after 2 refusals"),
+            "{line}"
+        );
+
+        let third = app.run_ok(&["announce", &leaflet, "--force"]);
+        assert!(third.contains("queued for 1 subscriber(s)"), "{third}");
+        app.run_ok(&["digest", "send", "--now"]);
+        assert_eq!(
+            rows_for(&app, "gone@example.org").len(),
+            2,
+            "nothing after suppression"
+        );
+        let to_ann = rows_for(&app, "ann@example.org");
+        assert_eq!(
+            to_ann.len(),
+            4,
+            "three announcements and a digest: {to_ann:?}"
+        );
+        assert!(to_ann.iter().all(|r| r["status"] == "sent"));
+        assert_eq!(sink.count(), 4);
+
+        let _served = app.serve_env(&[("TIDINGS_ADMIN_PASSWORD", PASSWORD)]).await;
+        let jar = sign_in(&app).await;
+        let admin = http()
+            .get(app.url("/admin"))
+            .header(COOKIE, &jar)
+            .send()
+            .await
+            .unwrap();
+        let page = admin.text().await.unwrap();
+        let section = page
+            .split("id=\"suppressed\"")
+            .nth(1)
+            .expect("a suppressed section");
+        let section = section.split("<h2").next().unwrap();
+        assert!(
+            section.contains("gone@example.org") && !section.contains("ann@example.org"),
+            "{section}"
+        );
+        let metrics = http()
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("\ntidings_subscribers_suppressed 1\n"),
+            "{metrics}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn refusals_that_blame_the_relay_suppress_nobody_and_alert_the_admins_once() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start_with_rules();
+        // The relay was set up to refuse relaying to the subscribers' domain;
+        // the admins' own domain still gets mail.
+        sink.set_rules("*@example.org 554 5.7.1 Relay access denied\n");
+        let extra =
+            "suppress_after = 1\nalert_after_failed_sends = 5\nadmins = [\"ops@tht.example\"]\n";
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url(), extra));
+        for i in 0..8 {
+            add(&app, &format!("reader{i}@example.org"));
+        }
+        app.run_ok(&["ingest"]);
+        let run = app.run(&["digest", "send", "--now"]);
+        assert_eq!(run.status.code(), Some(1));
+        let list = app.json(&["subscribers", "list", "--json"]);
+        for s in list.as_array().unwrap() {
+            assert_eq!(
+                (s["status"].as_str(), s["refusals"].as_i64()),
+                (Some("confirmed"), Some(0)),
+                "{s}"
+            );
+        }
+        let alerts = sink.messages();
+        assert_eq!(
+            alerts.len(),
+            1,
+            "one alert for eight failures, not one each"
+        );
+        assert_eq!(header(&alerts[0], "to"), "ops@tht.example");
+        assert_eq!(header(&alerts[0], "x-tidings-kind"), "alert");
+        assert!(header(&alerts[0], "subject").ends_with("mail keeps failing"));
+        let text = alerts[0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("the last 5 sends in a row") && text.contains("Relay access denied"),
+            "{text}"
+        );
+
+        sink.set_rules("");
+        app.run_ok(&["outbox", "retry", "--failed"]);
+        let all = sink.messages();
+        let alerts: Vec<&Value> = all
+            .iter()
+            .filter(|m| header(m, "x-tidings-kind") == "alert")
+            .collect();
+        assert_eq!(alerts.len(), 2, "one more when mail goes through");
+        assert!(
+            alerts
+                .iter()
+                .any(|m| header(m, "subject").ends_with("mail goes through again"))
+        );
+        assert_eq!(
+            all.len() - alerts.len(),
+            8,
+            "every digest went out on the retry"
+        );
+        app.run_ok(&["outbox", "retry", "--failed"]);
+        assert_eq!(sink.count(), 10, "nothing more: the alert is cleared once");
+    })
+    .await;
+}
