@@ -206,6 +206,14 @@ fn start_background(
         );
         tasks.push(tokio::spawn(task));
     }
+    let (store, url) = (
+        publisher.store.clone(),
+        publisher.config.database.url.clone(),
+    );
+    let (wake, listening) = (mail.wake.clone(), stop.clone());
+    tasks.push(tokio::spawn(async move {
+        store.listen_outbox(&url, wake, listening).await;
+    }));
     let delivery = mail.delivery.clone();
     let wake = mail.wake.clone();
     tasks.push(tokio::spawn(async move { delivery.run(wake, stop).await }));

@@ -463,6 +463,9 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
     if raw.timeout_s == Some(0) {
         p.add("mail.timeout_s", "must be at least 1");
     }
+    if raw.poll_s == Some(0) {
+        p.add("mail.poll_s", "must be at least 1");
+    }
     let mut at_least_one = |key: &str, value: Option<u32>, default: u32| {
         let value = value.unwrap_or(default);
         if value == 0 {
@@ -493,6 +496,7 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         rate_per_s: raw.rate_per_s,
         concurrency,
         timeout: Duration::from_secs(raw.timeout_s.unwrap_or(30)),
+        poll: Duration::from_secs(raw.poll_s.unwrap_or(5)),
         retry_base: Duration::from_secs(raw.retry_base_s.unwrap_or(60)),
         max_attempts,
         suppress_after,

@@ -204,6 +204,8 @@ pub struct MailConfig {
     pub concurrency: u32,
     /// Bound on one send.
     pub timeout: Duration,
+    /// How often an idle delivery worker looks for due mail nobody announced.
+    pub poll: Duration,
     /// Wait before the first retry of a transient failure; doubled each time.
     pub retry_base: Duration,
     /// Attempts before a message that keeps failing transiently is marked failed.

@@ -101,6 +101,7 @@ pub struct RawMail {
     pub rate_per_s: Option<f64>,
     pub concurrency: Option<u32>,
     pub timeout_s: Option<u64>,
+    pub poll_s: Option<u64>,
     pub retry_base_s: Option<u64>,
     pub max_attempts: Option<u32>,
     pub suppress_after: Option<u32>,

@@ -193,6 +193,7 @@ fn bad_numbers_and_duplicate_categories_are_problems() {
 [feeds]
 max_items = 0
 [mail]
+poll_s = 0
 suppress_after = 0
 alert_after_failed_sends = 0
 max_attempts = 0
@@ -213,6 +214,7 @@ name = "***"
     let keys = keys(&problems);
     for expected in [
         "feeds.max_items",
+        "mail.poll_s",
         "mail.suppress_after",
         "mail.alert_after_failed_sends",
         "mail.max_attempts",

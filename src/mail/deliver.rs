@@ -31,8 +31,6 @@ use crate::store::{Claimed, Store};
 
 /// Rows claimed per round trip, per unit of concurrency.
 const BATCH_PER_SLOT: usize = 4;
-/// How often the daemon's worker looks for due rows when nobody nudges it.
-const POLL: StdDuration = StdDuration::from_secs(5);
 /// Longest backoff between two attempts.
 const MAX_BACKOFF_S: i64 = 6 * 3600;
 
@@ -114,6 +112,8 @@ pub struct Delivery {
     retry_base: StdDuration,
     max_attempts: u32,
     suppress_after: u32,
+    /// How often the daemon's worker looks for due rows when nobody nudges it.
+    poll: StdDuration,
     pace: Option<Arc<Pace>>,
     alerts: Option<Arc<Alerts>>,
     streak: Arc<Streak>,
@@ -145,6 +145,7 @@ impl Delivery {
             retry_base: config.retry_base,
             max_attempts: config.max_attempts,
             suppress_after: config.suppress_after,
+            poll: config.poll,
             pace,
             alerts: None,
             streak: Arc::default(),
@@ -185,7 +186,9 @@ impl Delivery {
         }
     }
 
-    /// The daemon's loop: deliver whenever nudged through `wake`, or every few seconds.
+    /// The daemon's loop: deliver whenever nudged through `wake` (this process
+    /// queued mail, or on PostgreSQL any process did), or every `mail.poll_s`
+    /// for retries coming due.
     pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
         loop {
             let mut report = DeliveryReport::default();
@@ -201,7 +204,7 @@ impl Delivery {
                 );
             }
             tokio::select! {
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(self.poll) => {}
                 () = wake.notified() => {}
                 _ = stop.changed() => {
                     self.mailer.close().await;

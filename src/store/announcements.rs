@@ -133,6 +133,9 @@ impl Store {
             .await
             .map_err(StoreError::db(action()))?;
         tx.commit().await.map_err(StoreError::db(action()))?;
+        if queued > 0 {
+            self.notify_outbox().await;
+        }
         Ok(Some((id, queued)))
     }
 

@@ -12,6 +12,7 @@ mod batch;
 mod copy;
 mod digests;
 mod leases;
+mod notify;
 mod outbox;
 mod pages;
 mod resources;

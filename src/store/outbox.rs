@@ -155,6 +155,9 @@ impl Store {
             }
         }
         tx.commit().await.map_err(StoreError::db(action))?;
+        if queued > 0 {
+            self.notify_outbox().await;
+        }
         Ok(queued)
     }
 
@@ -174,6 +177,9 @@ impl Store {
             .await
             .map_err(StoreError::db(action.clone()))?;
         tx.commit().await.map_err(StoreError::db(action))?;
+        if added {
+            self.notify_outbox().await;
+        }
         Ok(added)
     }
 

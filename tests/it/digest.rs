@@ -740,3 +740,26 @@ async fn a_suppressed_subscriber_gets_nothing_until_they_confirm_again() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn on_postgresql_a_serving_replica_delivers_mail_another_process_queued_at_once() {
+    on_every_backend(|db| async move {
+        if !db.url.starts_with("postgres") {
+            eprintln!("LISTEN/NOTIFY is PostgreSQL's: nothing to check on SQLite");
+            return;
+        }
+        let sink = Maildir::start();
+        // Without the notification the worker would look only once an hour.
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url(), "poll_s = 3600\n"));
+        let _served = app.serve().await;
+        for i in 1..=2 {
+            let mut message = queued(1, &format!("alert/test/{i}"), None).message;
+            message.kind = "alert";
+            #[allow(clippy::disallowed_methods)] // the test's own clock
+            let now = chrono::Utc::now();
+            assert!(db.store.enqueue(&message, now).await.unwrap());
+            wait_until(Duration::from_secs(30), || async { sink.count() == i }).await;
+        }
+    })
+    .await;
+}
