@@ -156,9 +156,12 @@ pub async fn run_on(
     info!(listen = %address, base_url = %config.site.base_url, "serving");
     let served = web::serve(listener, state, shutdown).await;
     let _ = stop_tx.send(true);
+    // Give the tasks a moment to finish cleanly: the lease is released, and
+    // sends in flight (each bounded by mail.timeout_s) get their answer.
+    let grace = SHUTDOWN_GRACE.max(config.mail.timeout + Duration::from_secs(2));
+    let deadline = tokio::time::Instant::now() + grace;
     for task in background {
-        // Give each task a moment to finish cleanly (the lease is released).
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+        let _ = tokio::time::timeout_at(deadline, task).await;
     }
     served.context("the HTTP server failed")
 }

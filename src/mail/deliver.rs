@@ -117,6 +117,9 @@ pub struct Delivery {
     pace: Option<Arc<Pace>>,
     alerts: Option<Arc<Alerts>>,
     streak: Arc<Streak>,
+    /// Set when the daemon shuts down: claim nothing more, hand back what
+    /// was claimed but not started, finish the sends in flight.
+    stopping: Arc<AtomicBool>,
 }
 
 /// Sends that failed in a row, across this worker's tasks, for the mail alert.
@@ -149,6 +152,7 @@ impl Delivery {
             pace,
             alerts: None,
             streak: Arc::default(),
+            stopping: Arc::default(),
         })
     }
 
@@ -190,6 +194,11 @@ impl Delivery {
     /// queued mail, or on PostgreSQL any process did), or every `mail.poll_s`
     /// for retries coming due.
     pub async fn run(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        let (stopping, mut stopped) = (Arc::clone(&self.stopping), stop.clone());
+        tokio::spawn(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            stopping.store(true, Ordering::Release);
+        });
         loop {
             let mut report = DeliveryReport::default();
             if let Err(e) = self.pass(&mut report, &|_| {}).await {
@@ -231,7 +240,7 @@ impl Delivery {
             {
                 alerts.after_sent(self.clock.now()).await;
             }
-            if handled == before {
+            if handled == before || self.stopping() {
                 return Ok(());
             }
         }
@@ -267,7 +276,7 @@ impl Delivery {
             report.add(done.unwrap_or(Outcome::Retrying));
             progress(*handled);
         };
-        loop {
+        while !self.stopping() {
             let now = self.clock.now();
             let batch = self.concurrency * BATCH_PER_SLOT;
             let claimed = self
@@ -282,6 +291,12 @@ impl Delivery {
                     .acquire_owned()
                     .await
                     .expect("the semaphore is never closed");
+                if self.stopping() {
+                    // Nothing of it was sent: another replica may take it at once.
+                    let released = self.store.release(row.id).await;
+                    self.record(row.id, released, Outcome::Released);
+                    continue;
+                }
                 if let Some(pace) = &self.pace {
                     pace.wait().await;
                 }
@@ -300,6 +315,10 @@ impl Delivery {
             finished(done, report);
         }
         Ok(())
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// A claim covers two send timeouts plus the time a batch waits for its

@@ -67,11 +67,6 @@ impl HandOver {
         })
     }
 
-    /// A hand-over with nothing to record (previews, tests).
-    pub fn unrecorded() -> Arc<Self> {
-        Self::new(async { Ok(true) })
-    }
-
     /// Where the message stands.
     pub fn state(&self) -> HandOverState {
         match self.state.load(Ordering::Acquire) {
