@@ -22,6 +22,8 @@ mod feeds;
 mod digest;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
+// Several `serve` replicas on one PostgreSQL database, and a SQLite install moved onto it.
+mod replicas;
 // Scraping the fixture library: exact entries, 304s, a broken site, v1 -> v2 changes.
 mod scrape;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
