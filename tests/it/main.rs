@@ -24,6 +24,8 @@ mod digest;
 mod fetch;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
+// Several `serve` replicas on one PostgreSQL database, and a SQLite install moved onto it.
+mod replicas;
 // Scraping the fixture library: exact entries, 304s, a broken site, v1 -> v2 changes.
 mod scrape;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.

@@ -10,6 +10,8 @@ pub mod consumers;
 pub mod db;
 /// The fixture library site, served by its own serve.py.
 pub mod fixture_site;
+/// PostgreSQL-only tests: replicas sharing a database, copies onto it.
+pub mod postgres;
 /// A PostgreSQL server of the test's own, to stop and start.
 pub mod private_pg;
 /// A programmable HTTP server on loopback.
