@@ -452,32 +452,29 @@ async fn sigkill_in_the_middle_of_1000_digests_then_rerun_gives_everyone_exactly
         let run = app.run(&["digest", "send"]);
         let messages = sink.messages();
         let received = by_recipient(&messages);
-        assert_eq!(received.len(), 1000, "every subscriber got a digest");
-        for (to, mine) in &received {
-            assert_eq!(mine.len(), 1, "{to} got {} digests", mine.len());
+        // No one gets two. A row the dead process had marked handed over is
+        // unconfirmed, not sent again: its subscriber has the digest if the
+        // final dot left before the kill, else none. Every other row is sent
+        // and its subscriber has exactly one.
+        let rows = outbox(&app);
+        assert_eq!(rows.len(), 1000);
+        let mut unconfirmed = Vec::new();
+        for row in &rows {
+            let to = row["recipient"].as_str().unwrap();
+            let got = received.get(to).map_or(0, Vec::len);
+            match row["status"].as_str() {
+                Some("sent") => assert_eq!(got, 1, "{to} got {got} digests"),
+                Some("unconfirmed") if got <= 1 => unconfirmed.push((to.to_owned(), got)),
+                _ => panic!("{to}: received {got}, outbox row {row}"),
+            }
         }
-        // The rows the dead process had handed over (their final dot sent, no
-        // answer recorded) are unconfirmed rather than sent again; the server
-        // had each of them.
-        let unconfirmed: Vec<String> = outbox(&app)
-            .iter()
-            .filter(|r| r["status"] == "unconfirmed")
-            .map(|r| r["recipient"].as_str().unwrap().to_owned())
-            .collect();
         assert!(
             unconfirmed.len() <= 4,
             "at most one per send in flight: {unconfirmed:?}"
         );
-        assert!(unconfirmed.iter().all(|to| received.contains_key(to)));
-        let others_sent = outbox(&app)
-            .iter()
-            .filter(|r| r["status"] != "unconfirmed")
-            .all(|r| r["status"] == "sent");
-        assert!(others_sent, "every other row is sent");
         assert_eq!(run.status.code(), Some(i32::from(!unconfirmed.is_empty())));
         eprintln!(
-            "killed after {at_kill} of 1000; {} unconfirmed",
-            unconfirmed.len()
+            "killed after {at_kill} of 1000; unconfirmed (recipient, received) {unconfirmed:?}"
         );
     })
     .await;
@@ -737,29 +734,6 @@ async fn a_suppressed_subscriber_gets_nothing_until_they_confirm_again() {
             (SubscriberStatus::Confirmed, 0, None)
         );
         assert_eq!(store.confirmed_subscribers().await.unwrap().len(), 1);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn on_postgresql_a_serving_replica_delivers_mail_another_process_queued_at_once() {
-    on_every_backend(|db| async move {
-        if !db.url.starts_with("postgres") {
-            eprintln!("LISTEN/NOTIFY is PostgreSQL's: nothing to check on SQLite");
-            return;
-        }
-        let sink = Maildir::start();
-        // Without the notification the worker would look only once an hour.
-        let app = TestApp::new(&db.url, &smtp_config(&sink.url(), "poll_s = 3600\n"));
-        let _served = app.serve().await;
-        for i in 1..=2 {
-            let mut message = queued(1, &format!("alert/test/{i}"), None).message;
-            message.kind = "alert";
-            #[allow(clippy::disallowed_methods)] // the test's own clock
-            let now = chrono::Utc::now();
-            assert!(db.store.enqueue(&message, now).await.unwrap());
-            wait_until(Duration::from_secs(30), || async { sink.count() == i }).await;
-        }
     })
     .await;
 }

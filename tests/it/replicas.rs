@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::Value;
-use tidings::store::Store;
+use tidings::store::{NewMessage, Store};
 
 use crate::support::app::{Served, TestApp, wait_until};
+use crate::support::db::Db;
 use crate::support::http;
 use crate::support::postgres::on_postgres;
 use crate::support::smtp::{Maildir, header};
@@ -140,9 +141,10 @@ async fn periods_run(store: &Store, schedule: &str) -> usize {
         .count()
 }
 
-async fn lease_holder(store: &Store) -> String {
+/// Who holds the scheduler lease; `None` between a clean release and the next taker.
+async fn lease_holder(store: &Store) -> Option<String> {
     sqlx::query_scalar("SELECT holder FROM leases WHERE name = 'scheduler'")
-        .fetch_one(store.pool())
+        .fetch_optional(store.pool())
         .await
         .unwrap()
 }
@@ -249,91 +251,130 @@ async fn two_serve_replicas_send_1000_subscribers_exactly_one_digest() {
     .await;
 }
 
+/// How the sending replica stops in the middle of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGKILL, as a crash.
+    Kill,
+    /// SIGTERM, as a rolling restart.
+    Terminate,
+}
+
 #[tokio::test]
 async fn a_replica_killed_mid_send_leaves_the_other_to_finish_with_one_digest_each() {
-    on_postgres(|db| async move {
-        // A short scheduler lease so the survivor also takes the schedule over;
-        // a short send timeout so the rows the dead replica held come free soon
-        // (a claim lasts two timeouts plus the paced batch plus 2 s).
-        let (sink, apps, mut served) = two_replicas(
-            &db.url,
-            "scheduler_lease_s = 3",
-            "rate_per_s = 200\nconcurrency = 4\ntimeout_s = 3\n",
-        )
-        .await;
-        let leader = leader(&apps).await;
-        let survivor = 1 - leader;
-        let holder = lease_holder(&db.store).await;
-        wait_until(Duration::from_secs(60), || async { sink.count() >= 250 }).await;
-        let sent_by_leader = metric(&apps[leader], SENT).await;
-        served[leader].kill(); // SIGKILL
-        let at_kill = sink.count();
-        let status_at_kill = status_by_recipient(&db.store).await;
-        assert!(sent_by_leader > 0.0, "the killed replica was sending");
-        assert!(
-            at_kill < SUBSCRIBERS,
-            "killed too late to prove anything ({at_kill})"
-        );
+    on_postgres(|db| async move { replica_stopped_mid_send(db, Stop::Kill).await }).await;
+}
 
-        wait_until(Duration::from_secs(20), || async {
-            lease_holder(&db.store).await != holder
-        })
-        .await;
-        wait_until(Duration::from_secs(60), || async {
-            settled(&db.store).await
-        })
-        .await;
-        // The survivor runs a period of its own and queues nothing again.
-        let periods = periods_run(&db.store, "weekly").await;
-        wait_until(Duration::from_secs(30), || async {
-            periods_run(&db.store, "weekly").await > periods
-        })
-        .await;
-        assert!(answers_healthz(&apps[survivor]).await);
+#[tokio::test]
+async fn a_replica_stopped_mid_send_hands_its_rows_over_and_nothing_is_unconfirmed() {
+    on_postgres(|db| async move { replica_stopped_mid_send(db, Stop::Terminate).await }).await;
+}
 
-        let received = digests_by_recipient(&sink);
-        let rows = outbox(&apps[survivor]);
-        let mut repeats = 0;
-        let mut problems = Vec::new();
-        for (to, ids) in &received {
-            if ids.len() > 1 {
-                repeats += ids.len() - 1;
-                problems.push(format!(
-                    "{to} got {} digests ({} Message-IDs), status at the kill {}",
-                    ids.len(),
-                    ids.iter().collect::<std::collections::HashSet<_>>().len(),
-                    status_at_kill.get(to).map_or("none", String::as_str)
-                ));
-            }
+/// Two replicas send 1,000 digests; the leader stops after 250 reached the
+/// sink; the survivor finishes, and every subscriber has exactly one.
+async fn replica_stopped_mid_send(db: Db, how: Stop) {
+    // A short scheduler lease so the survivor also takes the schedule over;
+    // a short send timeout so the rows the dead replica held come free soon
+    // (a claim lasts two timeouts plus the paced batch plus 2 s).
+    let (sink, apps, mut served) = two_replicas(
+        &db.url,
+        "scheduler_lease_s = 3",
+        "rate_per_s = 200\nconcurrency = 4\ntimeout_s = 3\n",
+    )
+    .await;
+    let leader = leader(&apps).await;
+    let survivor = 1 - leader;
+    let holder = lease_holder(&db.store).await;
+    wait_until(Duration::from_secs(60), || async { sink.count() >= 250 }).await;
+    let sent_by_leader = metric(&apps[leader], SENT).await;
+    match how {
+        Stop::Kill => served[leader].kill(),
+        Stop::Terminate => {
+            let took = served[leader].terminate();
+            // In-flight sends finish within mail.timeout_s (3 s) + 2 s.
+            assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
         }
-        for row in rows.iter().filter(|r| r["status"] != "sent") {
-            let to = row["recipient"].as_str().unwrap();
-            let got = received.get(to).map_or(0, Vec::len);
-            // A row left `unconfirmed` was handed to the server by the dead
-            // replica; it is explained only if the server really has it.
-            if row["status"] != "unconfirmed" || got != 1 {
-                problems.push(format!("{to}: received {got}, outbox row {row}"));
-            }
-        }
-        let by_status = statuses(&db.store).await;
-        eprintln!(
-            "killed replica {leader} after {at_kill} of {SUBSCRIBERS} in the sink \
-             ({sent_by_leader} sent by it); {repeats} repeated deliveries; outbox {by_status:?}"
-        );
-        assert!(problems.is_empty(), "{}", problems.join("\n"));
-        assert_eq!(received.len(), SUBSCRIBERS, "every subscriber got a digest");
-        assert!(
-            received.values().all(|ids| ids.len() == 1),
-            "exactly one digest each"
-        );
-        let queued: Vec<DigestRun> = digest_runs(&db.store)
+    }
+    let at_kill = sink.count();
+    let status_at_kill = status_by_recipient(&db.store).await;
+    assert!(sent_by_leader > 0.0, "the killed replica was sending");
+    assert!(
+        at_kill < SUBSCRIBERS,
+        "killed too late to prove anything ({at_kill})"
+    );
+
+    wait_until(Duration::from_secs(20), || async {
+        lease_holder(&db.store)
             .await
-            .into_iter()
-            .filter(|r| r.queued > 0)
-            .collect();
-        assert_eq!(queued.len(), 1, "one period queued, once: {queued:#?}");
+            .is_some_and(|now| Some(now) != holder)
     })
     .await;
+    wait_until(Duration::from_secs(60), || async {
+        settled(&db.store).await
+    })
+    .await;
+    // The survivor runs a period of its own and queues nothing again.
+    let periods = periods_run(&db.store, "weekly").await;
+    wait_until(Duration::from_secs(30), || async {
+        periods_run(&db.store, "weekly").await > periods
+    })
+    .await;
+    assert!(answers_healthz(&apps[survivor]).await);
+
+    let received = digests_by_recipient(&sink);
+    let rows = outbox(&apps[survivor]);
+    let mut repeats = 0;
+    let mut problems = Vec::new();
+    for (to, ids) in &received {
+        if ids.len() > 1 {
+            repeats += ids.len() - 1;
+            problems.push(format!(
+                "{to} got {} digests ({} Message-IDs), status at the kill {}",
+                ids.len(),
+                ids.iter().collect::<std::collections::HashSet<_>>().len(),
+                status_at_kill.get(to).map_or("none", String::as_str)
+            ));
+        }
+    }
+    // A row left `unconfirmed` was marked handed over by the dead replica,
+    // which may have died before its final dot left: its subscriber has one
+    // digest or none, never two. Every other row is sent, and its subscriber
+    // has exactly one.
+    let mut unconfirmed = Vec::new();
+    for row in &rows {
+        let to = row["recipient"].as_str().unwrap();
+        let got = received.get(to).map_or(0, Vec::len);
+        match row["status"].as_str() {
+            Some("sent") if got == 1 => {}
+            Some("unconfirmed") if got <= 1 => unconfirmed.push((to.to_owned(), got)),
+            _ => problems.push(format!("{to}: received {got}, outbox row {row}")),
+        }
+    }
+    let by_status = statuses(&db.store).await;
+    eprintln!(
+        "stopped replica {leader} ({how:?}) after {at_kill} of {SUBSCRIBERS} in the sink \
+         ({sent_by_leader} sent by it); {repeats} repeated deliveries; outbox {by_status:?}; \
+         unconfirmed (recipient, received) {unconfirmed:?}"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(rows.len(), SUBSCRIBERS, "one row per subscriber");
+    // At most one per send in flight in the dead replica (mail.concurrency = 4).
+    assert!(unconfirmed.len() <= 4, "{unconfirmed:?}");
+    let queued: Vec<DigestRun> = digest_runs(&db.store)
+        .await
+        .into_iter()
+        .filter(|r| r.queued > 0)
+        .collect();
+    assert_eq!(queued.len(), 1, "one period queued, once: {queued:#?}");
+    if how == Stop::Terminate {
+        // A clean stop hands back what it had not started and waits for
+        // the answers to what it had: every row is sent.
+        assert_eq!(
+            by_status.get("sent"),
+            Some(&(SUBSCRIBERS as i64)),
+            "{by_status:?}"
+        );
+    }
 }
 
 /// A second seed page: two new resources for the SQLite installation's daemon to find at start.
@@ -472,6 +513,31 @@ async fn db_copy_then_serve_on_postgres_sends_no_digest_again() {
         );
         for (path, (a, b)) in FEEDS.iter().zip(sqlite_feeds.iter().zip(&postgres_feeds)) {
             assert!(a.replace(&from, &to) == *b, "{path} differs after the move");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_postgresql_a_serving_replica_delivers_mail_another_process_queued_at_once() {
+    on_postgres(|db| async move {
+        let sink = Maildir::start();
+        // Without the notification the worker would look only once an hour.
+        let app = TestApp::new(&db.url, &config(&sink, "poll_s = 3600", "0 0 8 * * Mon"));
+        let _served = app.serve().await;
+        for i in 1..=2 {
+            let message = NewMessage {
+                idem_key: format!("alert/test/{i}"),
+                kind: "alert",
+                recipient: "ops@example.org".to_owned(),
+                subscriber_id: None,
+                subject: "s".to_owned(),
+                message: b"Subject: s\r\n\r\nbody".to_vec(),
+            };
+            #[allow(clippy::disallowed_methods)] // the test's own clock
+            let now = chrono::Utc::now();
+            assert!(db.store.enqueue(&message, now).await.unwrap());
+            wait_until(Duration::from_secs(30), || async { sink.count() == i }).await;
         }
     })
     .await;

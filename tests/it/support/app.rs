@@ -141,6 +141,18 @@ impl Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Ask the process to stop (SIGTERM), as a service manager would, and
+    /// wait for it to exit; returns how long it took.
+    pub fn terminate(&mut self) -> Duration {
+        let started = std::time::Instant::now();
+        let pid = self.child.id().to_string();
+        let signalled = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(signalled.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let status = self.child.wait().expect("the daemon exits");
+        assert!(status.success(), "a clean shutdown exits 0: {status}");
+        started.elapsed()
+    }
 }
 
 impl Drop for Served {
