@@ -161,8 +161,16 @@ impl StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where the outbox's per-message records go (the hand-over mark and the
+    /// `sent` record): on PostgreSQL a small pool whose sessions commit
+    /// without waiting for the disk (`synchronous_commit = off`), so each is
+    /// one statement, one round trip; on SQLite the same pool.
+    outcomes: AnyPool,
     backend: Backend,
 }
+
+/// Connections in the PostgreSQL pool for outbox records.
+const OUTCOME_CONNECTIONS: u32 = 8;
 
 impl Store {
     /// Connects to `sqlite://PATH` (the file is created if missing, its folder is
@@ -184,7 +192,26 @@ impl Store {
             .connect(&connect_url)
             .await
             .map_err(|e| StoreError::open(url, e))?;
-        Ok(Self { pool, backend })
+        let outcomes = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(OUTCOME_CONNECTIONS)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("SET synchronous_commit = off")
+                            .execute(conn)
+                            .await
+                            .map(drop)
+                    })
+                })
+                .connect_lazy(&connect_url)
+                .map_err(|e| StoreError::open(url, e))?,
+        };
+        Ok(Self {
+            pool,
+            outcomes,
+            backend,
+        })
     }
 
     /// Applies every embedded migration not yet applied; a no-op when up to date.
@@ -242,6 +269,7 @@ impl Store {
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.outcomes.close().await;
     }
 }
 

@@ -263,26 +263,18 @@ impl Store {
     }
 
     /// Runs `query` in a commit that does not wait for the disk: SQLite runs
-    /// with `synchronous = NORMAL` (see `store::sqlite_pragmas`); on PostgreSQL
-    /// the transaction sets `synchronous_commit = off`. A commit that returned
-    /// survives our process dying; only a crash of the database server itself
-    /// within ~3 × `wal_writer_delay` (600 ms by default) can undo it. Losing a
-    /// hand-over record then means a message may go out twice; losing a `sent`
-    /// record leaves the row `unconfirmed`. Returns the rows changed.
+    /// with `synchronous = NORMAL` (see `store::sqlite_pragmas`); on
+    /// PostgreSQL the `outcomes` pool's sessions run with `synchronous_commit
+    /// = off`. A commit that returned survives our process dying; only a crash
+    /// of the database server itself within ~3 × `wal_writer_delay` (600 ms by
+    /// default) can undo it. Losing a hand-over record then means a message
+    /// may go out twice; losing a `sent` record leaves the row `unconfirmed`.
+    /// Returns the rows changed.
     async fn write_without_flush(
         &self,
         query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<u64, sqlx::Error> {
-        if self.backend == Backend::Sqlite {
-            return Ok(query.execute(&self.pool).await?.rows_affected());
-        }
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
-        let rows = query.execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        Ok(rows)
+        Ok(query.execute(&self.outcomes).await?.rows_affected())
     }
 
     /// Rows whose sender died after handing them over become `unconfirmed`:
