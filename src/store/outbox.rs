@@ -8,10 +8,13 @@
 //! that died mid-send) are claimable again if they were not handed over, and
 //! become `unconfirmed` if they were: the server may have them.
 
-use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::batch::{self, Placeholders};
 use super::{Backend, Store, StoreError, format_time, parse_time};
 
 /// An email to queue.
@@ -115,7 +118,9 @@ impl Store {
     /// Queues digests, each in step with its subscriber's window, in one
     /// transaction. A digest whose subscriber's window moved since it was read
     /// (another process queued it) or who is no longer confirmed is skipped.
-    /// Returns how many were queued.
+    /// Set-based: per chunk, one `UPDATE … FROM (VALUES …)` claims the windows
+    /// still where they were read and one multi-row `INSERT` queues the
+    /// messages of those claimed. Returns how many were queued.
     pub async fn queue_digests(
         &self,
         digests: &[QueuedDigest],
@@ -125,40 +130,104 @@ impl Store {
         let action = "queue digests";
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action))?;
         let mut queued = 0;
-        for digest in digests {
-            let claimed = sqlx::query(
-                "UPDATE subscribers SET window_end = $1 WHERE id = $2 AND status = 'confirmed' \
-                 AND COALESCE(window_end, '') = COALESCE($3, '')",
-            )
-            .bind(format_time(window_end))
-            .bind(digest.subscriber_id)
-            .bind(digest.old_window_end.map(format_time))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db(action))?;
-            if claimed.rows_affected() != 1 {
-                continue;
-            }
-            if insert_message(&mut tx, &digest.message, at)
+        for chunk in digests.chunks(batch::ROWS) {
+            queued += self
+                .queue_chunk(&mut tx, chunk, window_end, at)
                 .await
-                .map_err(StoreError::db(action))?
-            {
-                queued += 1;
-            } else {
-                // The key was queued before: this window was never sent, so it stays open.
-                sqlx::query("UPDATE subscribers SET window_end = $1 WHERE id = $2")
-                    .bind(digest.old_window_end.map(format_time))
-                    .bind(digest.subscriber_id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::db(action))?;
-            }
+                .map_err(StoreError::db(action))?;
         }
         tx.commit().await.map_err(StoreError::db(action))?;
         if queued > 0 {
             self.notify_outbox().await;
         }
         Ok(queued)
+    }
+
+    async fn queue_chunk(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        chunk: &[QueuedDigest],
+        window_end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<usize, sqlx::Error> {
+        let claimed = self.claim_windows(tx, chunk, window_end).await?;
+        let mine: Vec<&QueuedDigest> = chunk
+            .iter()
+            .filter(|d| claimed.contains(&d.subscriber_id))
+            .collect();
+        if mine.is_empty() {
+            return Ok(0);
+        }
+        let inserted = self.insert_digests(tx, &mine, at).await?;
+        for digest in mine
+            .iter()
+            .filter(|d| !inserted.contains(&d.message.idem_key))
+        {
+            // The key was queued before: this window was never sent, so it stays open.
+            sqlx::query("UPDATE subscribers SET window_end = $1 WHERE id = $2")
+                .bind(digest.old_window_end.map(format_time))
+                .bind(digest.subscriber_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(inserted.len())
+    }
+
+    /// Moves the windows of the chunk's confirmed subscribers whose window is
+    /// still where it was read to `window_end`; returns their ids.
+    async fn claim_windows(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        chunk: &[QueuedDigest],
+        window_end: DateTime<Utc>,
+    ) -> Result<HashSet<i64>, sqlx::Error> {
+        let mut p = Placeholders::new(self.backend);
+        let end = p.next();
+        let values = p.rows("(CAST({} AS BIGINT), {})", chunk.len());
+        // VALUES columns are column1, column2 in both dialects.
+        let sql = format!(
+            "UPDATE subscribers SET window_end = {end} FROM (VALUES {values}) AS v \
+             WHERE subscribers.id = v.column1 AND subscribers.status = 'confirmed' \
+             AND COALESCE(subscribers.window_end, '') = COALESCE(v.column2, '') \
+             RETURNING subscribers.id"
+        );
+        let mut query = sqlx::query_scalar(AssertSqlSafe(sql)).bind(format_time(window_end));
+        for digest in chunk {
+            query = query
+                .bind(digest.subscriber_id)
+                .bind(digest.old_window_end.map(format_time));
+        }
+        Ok(query.fetch_all(&mut **tx).await?.into_iter().collect())
+    }
+
+    /// Inserts the messages; returns the keys of those added (not queued before).
+    async fn insert_digests(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        digests: &[&QueuedDigest],
+        at: DateTime<Utc>,
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let mut p = Placeholders::new(self.backend);
+        let rows = p.rows("({}, {}, {}, {}, {}, {}, 'queued', {}, {})", digests.len());
+        let sql = format!(
+            "INSERT INTO outbox (idem_key, kind, recipient, subscriber_id, subject, message, \
+             status, next_attempt_at, created_at) VALUES {rows} \
+             ON CONFLICT (idem_key) DO NOTHING RETURNING idem_key"
+        );
+        let mut query = sqlx::query_scalar(AssertSqlSafe(sql));
+        for digest in digests {
+            let m = &digest.message;
+            query = query
+                .bind(m.idem_key.clone())
+                .bind(m.kind)
+                .bind(m.recipient.clone())
+                .bind(m.subscriber_id)
+                .bind(m.subject.clone())
+                .bind(m.message.clone())
+                .bind(format_time(at))
+                .bind(format_time(at));
+        }
+        Ok(query.fetch_all(&mut **tx).await?.into_iter().collect())
     }
 
     /// Queues one message; false when its key was queued before.
