@@ -346,7 +346,7 @@ async fn apply_with_retry(
                 &changes,
                 observed.len(),
                 state.run_seq,
-                ctx.clock.now(),
+                ctx.clock.as_ref(),
             )
             .await
         {

@@ -228,6 +228,9 @@ impl Digests {
         else {
             return self.finish(period, report, now, dry_run).await;
         };
+        // An ingest stamped before the period's instant may still be
+        // committing: wait for it, or its events would fall between windows.
+        self.kit.store.wait_for_ingests().await?;
         let events = self
             .kit
             .store

@@ -10,6 +10,7 @@ use super::batch::{self, Placeholders};
 use super::resources::ChangeKind;
 use super::rows::Content;
 use super::{Backend, Store, StoreError, format_time};
+use crate::clock::Clock;
 use crate::identity::{guid, resource_id};
 use crate::model::ResourceId;
 use crate::reconcile::{ChangeSet, Changed, Counts, FieldChange, Observed, Reappeared};
@@ -39,13 +40,20 @@ impl Store {
         set: &ChangeSet,
         observed_count: usize,
         run_seq: i64,
-        at: DateTime<Utc>,
+        clock: &dyn Clock,
     ) -> Result<AppliedRun, StoreError> {
         let action = || format!("apply the run of source {source}");
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
-        // The claim is the first statement, and a write: SQLite takes its write
-        // lock here (waiting out the busy timeout) and PostgreSQL locks the row,
-        // so a concurrent run of this source sees the moved run_seq and stops.
+        // Every run's events are stamped while it holds the store_meta row, and
+        // a digest period reads its window only after taking that row too
+        // (`wait_for_ingests`): so no event is stamped inside a window that was
+        // already read, and no window is read while stamped events are pending.
+        hold_store_meta(&mut tx)
+            .await
+            .map_err(StoreError::db(action()))?;
+        let at = clock.now();
+        // A write: PostgreSQL locks the source's row, so a concurrent run of
+        // this source (which waited above) sees the moved run_seq and stops.
         let claimed = claim_run(&mut tx, source, run_seq, observed_count, at)
             .await
             .map_err(StoreError::db(action()))?;
@@ -60,6 +68,18 @@ impl Store {
             .map_err(StoreError::db(action()))?;
         tx.commit().await.map_err(StoreError::db(action()))?;
         Ok(applied)
+    }
+
+    /// Waits until no run is being applied: takes and releases the
+    /// store_meta row that `apply` holds while it stamps and writes events.
+    /// Events committed after this returns are stamped after it.
+    pub async fn wait_for_ingests(&self) -> Result<(), StoreError> {
+        let action = "wait for ingest runs in progress";
+        let mut tx = self.pool.begin().await.map_err(StoreError::db(action))?;
+        hold_store_meta(&mut tx)
+            .await
+            .map_err(StoreError::db(action))?;
+        tx.commit().await.map_err(StoreError::db(action))
     }
 
     /// Records a failed run of `source`: a `source_runs` row and the failure
@@ -457,6 +477,15 @@ async fn insert_run(
     .bind(good.is_none().then(|| error.to_owned()))
     .fetch_one(&mut *conn)
     .await
+}
+
+/// Takes the store_meta row for the rest of the transaction: a write that
+/// changes nothing, so SQLite takes its write lock and PostgreSQL the row lock.
+async fn hold_store_meta(tx: &mut Tx) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE store_meta SET feed_version = feed_version WHERE id = 1")
+        .execute(&mut **tx)
+        .await
+        .map(drop)
 }
 
 async fn bump_feed_version(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {

@@ -737,3 +737,53 @@ async fn a_suppressed_subscriber_gets_nothing_until_they_confirm_again() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_digest_waits_for_an_ingest_in_progress_and_misses_none_of_its_events() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start();
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url(), ""));
+        app.run_ok(&["ingest"]);
+        // Confirmed after the ingest: its events are before Ann's first window.
+        add(&app, "ann@example.org", "leaflets");
+        let list = app.json(&["resources", "list", "--json", "--category", "leaflets"]);
+        let (id, title) = (
+            list[0]["id"].as_str().unwrap(),
+            list[0]["title"].as_str().unwrap(),
+        );
+
+        // An ingest in progress, as `apply` runs one: it holds the store_meta
+        // row and has stamped an event that will commit after the period's instant.
+        let mut ingest = db.store.pool().begin().await.unwrap();
+        sqlx::query("UPDATE store_meta SET feed_version = feed_version WHERE id = 1")
+            .execute(&mut *ingest)
+            .await
+            .unwrap();
+        #[allow(clippy::disallowed_methods)] // the test's own clock
+        let stamped = chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        sqlx::query(
+            "INSERT INTO change_events (resource_id, source, kind, fields, at) \
+             SELECT id, source, 'reappeared', '[]', $1 FROM resources WHERE id = $2",
+        )
+        .bind(stamped)
+        .bind(id.to_owned())
+        .execute(&mut *ingest)
+        .await
+        .unwrap();
+        let mut digest = app.spawn(&["digest", "send", "--now"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(
+            digest.try_wait().unwrap().is_none(),
+            "the digest waits for the ingest to commit"
+        );
+        ingest.commit().await.unwrap();
+        assert!(digest.wait().unwrap().success());
+        let messages = sink.messages();
+        assert_eq!(messages.len(), 1, "the ingest's event is in this period");
+        let text = messages[0]["text"].as_str().unwrap();
+        assert!(text.contains(title), "{text}");
+    })
+    .await;
+}

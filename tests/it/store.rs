@@ -3,6 +3,7 @@
 //! runs, and the queries feeds and the CLI use.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use tidings::clock::FixedClock;
 use tidings::identity::resource_id;
 use tidings::model::{Block, Category, CategorySlug, Entry, EntryDate, Summary};
 use tidings::reconcile::{Observed, ReconcileOptions, reconcile};
@@ -33,7 +34,13 @@ async fn run(store: &Store, snapshot: &[Observed], day: u32, opts: ReconcileOpti
         .expect("state loads");
     let set = reconcile(&state.stored, snapshot, &opts);
     store
-        .apply(SOURCE, &set, snapshot.len(), state.run_seq, at(day))
+        .apply(
+            SOURCE,
+            &set,
+            snapshot.len(),
+            state.run_seq,
+            &FixedClock::new(at(day)),
+        )
         .await
         .expect("run applies")
 }
@@ -237,12 +244,13 @@ async fn concurrent_applies_write_each_event_once() {
         let snapshot: Vec<Observed> = (0..20)
             .map(|i| observed(&format!("Entry {i}"), None, "text", "Leaflets"))
             .collect();
+        let clock = FixedClock::new(at(1));
         for _ in 0..2 {
             let state = first.stored_for_reconcile(SOURCE, &[]).await.unwrap();
             let set = reconcile(&state.stored, &snapshot, &ReconcileOptions::default());
             let (x, y) = tokio::join!(
-                first.apply(SOURCE, &set, 20, state.run_seq, at(1)),
-                second.apply(SOURCE, &set, 20, state.run_seq, at(1)),
+                first.apply(SOURCE, &set, 20, state.run_seq, &clock),
+                second.apply(SOURCE, &set, 20, state.run_seq, &clock),
             );
             let conflicts = [&x, &y]
                 .iter()
