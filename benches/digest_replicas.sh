@@ -43,12 +43,14 @@
 # poll notices rows queued by someone else.
 #
 # Phase: a worker that nobody nudges looks for rows every POLL_S seconds,
-# counted from its own start, and only the leader's worker is nudged (once,
-# after the whole period is queued). When the replicas start relative to T
-# therefore decides when the others join. Round r (of R) starts them so
-# their first poll after T falls about (r - 0.5) / R * POLL_S after T
-# (0.8 s, 2.5 s and 4.2 s for 3 rounds): the rounds sample the phase evenly
-# and the median is the typical case, instead of one accidental phase.
+# counted from its own start. Since queueing sends NOTIFY tidings_outbox
+# after each committed chunk and every replica LISTENs, the poll no longer
+# decides when workers join; it still did for builds before that (commit
+# c488890, where only the leader's worker was nudged, once, after the whole
+# period). So that such builds compare fairly, round r (of R) starts the
+# replicas so their first poll after T falls about (r - 0.5) / R * POLL_S
+# after T (0.8 s, 2.5 s and 4.2 s for 3 rounds): the rounds sample the phase
+# evenly and the median is the typical case, not one accidental phase.
 #
 # Checks, per measurement (a failure is reported and the exit code is 1):
 # the period queued SUBSCRIBERS digests; the outbox holds SUBSCRIBERS rows,

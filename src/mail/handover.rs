@@ -284,6 +284,75 @@ mod tests {
         assert!(hand_over.released());
     }
 
+    /// A TLS client over a gated stream (as lettre's STARTTLS layer sits on
+    /// the gate), and the server's decrypting end, trusting a fresh certificate.
+    async fn connected_over_tls() -> (
+        tokio_rustls::client::TlsStream<GatedStream>,
+        Gate,
+        tokio_rustls::server::TlsStream<TcpStream>,
+    ) {
+        let rcgen::CertifiedKey { cert, key_pair } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(key_pair.serialize_der());
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key.into())
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let (plain, gate, server) = connected().await;
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let client = tokio_rustls::TlsConnector::from(Arc::new(client_config)).connect(name, plain);
+        let server = tokio_rustls::TlsAcceptor::from(Arc::new(server_config)).accept(server);
+        let (client, server) = tokio::join!(client, server);
+        (client.unwrap(), gate, server.unwrap())
+    }
+
+    async fn read_decrypted<S: AsyncRead + Unpin>(server: &mut S) -> Vec<u8> {
+        let mut buf = vec![0; 1024];
+        match tokio::time::timeout(Duration::from_millis(200), server.read(&mut buf)).await {
+            Ok(n) => buf[..n.unwrap()].to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn under_tls_the_dot_s_record_waits_for_the_hand_over() {
+        let (mut stream, gate, mut server) = connected_over_tls().await;
+        let (recorded, record) = oneshot::channel::<bool>();
+        let hand_over = HandOver::new(async move { Ok(record.await.unwrap()) });
+        gate.arm(Arc::clone(&hand_over));
+        stream.write_all(b"Subject: hi\r\n\r\nbody").await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(
+            read_decrypted(&mut server).await,
+            b"Subject: hi\r\n\r\nbody"
+        );
+
+        let dot = tokio::spawn(async move {
+            stream.write_all(b"\r\n.\r\n").await.unwrap();
+            stream.flush().await.unwrap();
+            stream
+        });
+        assert!(
+            read_decrypted(&mut server).await.is_empty(),
+            "the dot's record left early"
+        );
+        assert_eq!(hand_over.state(), HandOverState::Waiting);
+        recorded.send(true).unwrap();
+        let _stream = dot.await.unwrap();
+        assert_eq!(read_decrypted(&mut server).await, b"\r\n.\r\n");
+        assert!(hand_over.released());
+    }
+
     #[tokio::test]
     async fn a_refused_or_failed_record_keeps_the_dot_back() {
         for (answer, state) in [
