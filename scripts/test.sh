@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Run the whole test suite on this machine, setting up what it needs first:
 # Debian's PostgreSQL, feed consumers (feedparser, newsboat, jing, xmllint),
-# SMTP servers (aiosmtpd; Postfix for smtp-sink/smtp-source), and Chromium; then PostgreSQL is started and every test runs
+# SMTP servers (aiosmtpd; Postfix for smtp-sink/smtp-source), Chromium, and
+# PyYAML and systemd-analyze for the deploy files; then PostgreSQL is started and every test runs
 # on SQLite and on PostgreSQL. Needs root (or sudo) for apt-get on a fresh box.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql python3-feedparser python3-aiosmtpd python3-prometheus-client jing newsboat libxml2-utils postfix chromium chromium-driver)
+packages=(postgresql python3-feedparser python3-aiosmtpd python3-prometheus-client jing newsboat libxml2-utils postfix chromium chromium-driver python3-yaml systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

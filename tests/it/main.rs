@@ -18,6 +18,8 @@ mod cli;
 mod copy;
 // Feeds read by real consumers: feedparser, jing, xmllint, newsboat.
 mod feeds;
+// The deploy files: configs checked, manifests consistent, the systemd unit verified.
+mod deploy;
 // Digests by email through real SMTP servers: content, unsubscribe, faults, crashes.
 mod digest;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
