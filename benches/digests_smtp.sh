@@ -17,8 +17,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-10000}
 sessions=${2:-8}
-cargo build --release --quiet
-bin=$PWD/target/release/tidings
+# TIDINGS: a built binary to measure (e.g. another commit's, for a before/after).
+if [ -n "${TIDINGS:-}" ]; then
+  bin=$TIDINGS
+else
+  cargo build --release --quiet
+  bin=$PWD/target/release/tidings
+fi
 # DB_DIR puts the SQLite file elsewhere (e.g. /dev/shm, to see what fsync costs).
 work=$(mktemp -d)
 db_dir=${DB_DIR:-$work}
