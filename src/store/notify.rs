@@ -67,6 +67,9 @@ async fn listen(
 ) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
+    // Mail queued while nobody listened (at start, or while the database was
+    // unreachable) was announced to no one: look for it now.
+    wake.notify_one();
     loop {
         tokio::select! {
             // `None` means the connection was lost (it is re-established on

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
+use crate::support::smtp::Maildir;
 use crate::support::{consumers, http};
 
 async fn get(url: &str) -> reqwest::Response {
@@ -279,9 +280,15 @@ async fn metrics_count_runs_and_feed_requests_in_prometheus_format() {
 }
 
 #[tokio::test]
-async fn feeds_stay_up_while_postgresql_restarts_and_serve_reconnects() {
+async fn feeds_stay_up_while_postgresql_restarts_and_serve_reconnects_and_listens_again() {
     let pg = crate::support::private_pg::PrivatePg::start();
-    let app = TestApp::new(&pg.url(), "");
+    let sink = Maildir::start();
+    // Mail is found only through LISTEN/NOTIFY: the idle poll is an hour.
+    let mail = format!(
+        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\nfrom = \"Test Library <news@example.org>\"\npoll_s = 3600\n",
+        sink.url()
+    );
+    let app = TestApp::new(&pg.url(), &mail);
     let _served = app.serve().await;
     let nine = || async { feed_titles(&app, "all.rss").await.len() == 9 };
     wait_until(std::time::Duration::from_secs(20), nine).await;
@@ -299,8 +306,15 @@ async fn feeds_stay_up_while_postgresql_restarts_and_serve_reconnects() {
     assert_eq!(get(&app.url("/healthz")).await.status(), StatusCode::OK);
 
     pg.up();
+    // Queued by another process as soon as the database is back, likely
+    // before serve listens again: it must still go out.
+    queue_an_alert(&pg.url()).await;
     wait_until(std::time::Duration::from_secs(20), || async {
         get(&app.url("/readyz")).await.status() == StatusCode::OK
+    })
+    .await;
+    wait_until(std::time::Duration::from_secs(30), || async {
+        sink.count() == 1
     })
     .await;
     std::fs::write(
@@ -313,4 +327,21 @@ async fn feeds_stay_up_while_postgresql_restarts_and_serve_reconnects() {
         feed_titles(&app, "all.rss").await.len() == 10
     })
     .await;
+}
+
+/// Queues one message in the database at `url`, as another process would.
+async fn queue_an_alert(url: &str) {
+    let store = tidings::store::Store::open(url).await.unwrap();
+    let message = tidings::store::NewMessage {
+        idem_key: "alert/restart/1".to_owned(),
+        kind: "alert",
+        recipient: "ops@example.org".to_owned(),
+        subscriber_id: None,
+        subject: "s".to_owned(),
+        message: b"Subject: s\r\n\r\nbody".to_vec(),
+    };
+    #[allow(clippy::disallowed_methods)] // the test's own clock
+    let now = chrono::Utc::now();
+    assert!(store.enqueue(&message, now).await.unwrap());
+    store.close().await;
 }
