@@ -13,7 +13,10 @@
 # delivery worker's idle poll in src/mail/deliver.rs, 5; only used to place
 # the start of the replicas, see "Phase" below), TIDINGS (a built binary;
 # else `cargo build --release`), KEEP=1 (keep the scratch folder and logs),
-# PGHOST / PGPORT / PGUSER (127.0.0.1 / 5432 / postgres, trust auth).
+# PGHOST / PGPORT / PGUSER (127.0.0.1 / 5432 / postgres, trust auth),
+# SINK_DELAY_MS (0: Postfix's smtp-sink answers at once; above 0, a relay
+# that takes that long to answer each message's final dot, like a real
+# relay's latency: an aiosmtpd sink, Debian's python3-aiosmtpd).
 # Needs psql, createdb, dropdb, Postfix's smtp-sink and smtp-source (Debian
 # package postfix) and /usr/bin/python3; run as root (smtp-sink drops to
 # nobody).
@@ -114,9 +117,39 @@ stop() {
   wait "$1" 2>/dev/null || true
   forget_pid "$1"
 }
-# start_sink NAME PORT: smtp-sink counting every message into $WORK/NAME.sink.
+SINK_DELAY_MS=${SINK_DELAY_MS:-0}
+# A relay with latency: aiosmtpd answering each message SINK_DELAY_MS after
+# its final dot (sessions overlap; only each answer waits), and printing a
+# running count in smtp-sink -c's form.
+cat >"$WORK/slow_sink.py" <<'SINK'
+import asyncio, sys
+from aiosmtpd.smtp import SMTP
+
+port, delay = int(sys.argv[1]), int(sys.argv[2]) / 1000
+
+class Sink:
+    received = 0
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(delay)
+        Sink.received += 1
+        print(f"mesg={Sink.received}", flush=True)
+        return "250 2.0.0 Ok"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(Sink(), hostname="sink"), "127.0.0.1", port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main())
+SINK
+# start_sink NAME PORT: a sink counting every message into $WORK/NAME.sink.
 start_sink() {
-  smtp-sink -u nobody -c "127.0.0.1:$2" 1024 >"$WORK/$1.sink" 2>&1 &
+  if [ "$SINK_DELAY_MS" -gt 0 ]; then
+    "$PY" "$WORK/slow_sink.py" "$2" "$SINK_DELAY_MS" >"$WORK/$1.sink" 2>&1 &
+  else
+    smtp-sink -u nobody -c "127.0.0.1:$2" 1024 >"$WORK/$1.sink" 2>&1 &
+  fi
   SINK_PID=$!
   STARTED_PIDS+=("$SINK_PID")
   wait_port "$2"
@@ -452,7 +485,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $ROUNDS rounds, $SUBSCRIBERS subscribers, mail.concurrency $CONCURRENCY per replica, digests of $MSG_BYTES bytes on average, $(( $(date +%s) - started )) s for the rounds"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $ROUNDS rounds, $SUBSCRIBERS subscribers, mail.concurrency $CONCURRENCY per replica, relay answering after ${SINK_DELAY_MS} ms, digests of $MSG_BYTES bytes on average, $(( $(date +%s) - started )) s for the rounds"
 echo
 helper summary "$RESULTS" "$CONCURRENCY $((CONCURRENCY * max_n))"
 if [ "$FAILURES" -gt 0 ]; then
