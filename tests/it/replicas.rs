@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::Value;
-use tidings::store::{NewMessage, Store};
+use tidings::store::Store;
 
 use crate::support::app::{Served, TestApp, wait_until};
 use crate::support::db::Db;
 use crate::support::http;
 use crate::support::postgres::on_postgres;
-use crate::support::smtp::{Maildir, header};
+use crate::support::smtp::{Maildir, an_alert, header};
 
 const SUBSCRIBERS: usize = 1000;
 /// The counter of messages a process handed to the server and saw accepted.
@@ -526,14 +526,7 @@ async fn on_postgresql_a_serving_replica_delivers_mail_another_process_queued_at
         let app = TestApp::new(&db.url, &config(&sink, "poll_s = 3600", "0 0 8 * * Mon"));
         let _served = app.serve().await;
         for i in 1..=2 {
-            let message = NewMessage {
-                idem_key: format!("alert/test/{i}"),
-                kind: "alert",
-                recipient: "ops@example.org".to_owned(),
-                subscriber_id: None,
-                subject: "s".to_owned(),
-                message: b"Subject: s\r\n\r\nbody".to_vec(),
-            };
+            let message = an_alert(&format!("alert/test/{i}"));
             #[allow(clippy::disallowed_methods)] // the test's own clock
             let now = chrono::Utc::now();
             assert!(db.store.enqueue(&message, now).await.unwrap());

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
-use crate::support::smtp::Maildir;
+use crate::support::smtp::{Maildir, an_alert};
 use crate::support::{consumers, http};
 
 async fn get(url: &str) -> reqwest::Response {
@@ -332,14 +332,7 @@ async fn feeds_stay_up_while_postgresql_restarts_and_serve_reconnects_and_listen
 /// Queues one message in the database at `url`, as another process would.
 async fn queue_an_alert(url: &str) {
     let store = tidings::store::Store::open(url).await.unwrap();
-    let message = tidings::store::NewMessage {
-        idem_key: "alert/restart/1".to_owned(),
-        kind: "alert",
-        recipient: "ops@example.org".to_owned(),
-        subscriber_id: None,
-        subject: "s".to_owned(),
-        message: b"Subject: s\r\n\r\nbody".to_vec(),
-    };
+    let message = an_alert("alert/restart/1");
     #[allow(clippy::disallowed_methods)] // the test's own clock
     let now = chrono::Utc::now();
     assert!(store.enqueue(&message, now).await.unwrap());

@@ -246,3 +246,16 @@ fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
+
+/// A small message to `ops@example.org` under `idem_key`, as a queued alert,
+/// for tests that queue mail as another process would.
+pub fn an_alert(idem_key: &str) -> tidings::store::NewMessage {
+    tidings::store::NewMessage {
+        idem_key: idem_key.to_owned(),
+        kind: "alert",
+        recipient: "ops@example.org".to_owned(),
+        subscriber_id: None,
+        subject: "s".to_owned(),
+        message: b"Subject: s\r\n\r\nbody".to_vec(),
+    }
+}
