@@ -2,8 +2,9 @@
 # Run the whole test suite on this machine, setting up what it needs first:
 # Debian's PostgreSQL, feed consumers (feedparser, newsboat, jing, xmllint),
 # SMTP servers (aiosmtpd; Postfix for smtp-sink/smtp-source), Chromium, and
-# PyYAML and systemd-analyze for the deploy files; then PostgreSQL is started and every test runs
-# on SQLite and on PostgreSQL. Needs root (or sudo) for apt-get on a fresh box.
+# PyYAML and systemd-analyze for the deploy files; then PostgreSQL is started
+# and every test runs on SQLite and on PostgreSQL. Needs root (or sudo) for
+# apt-get on a fresh box.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

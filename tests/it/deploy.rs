@@ -106,58 +106,89 @@ fn the_one_box_example_config_passes_the_check_with_the_unit_s_secrets() {
     assert!(!config.sources.is_empty());
 }
 
+/// The Kubernetes manifests in `deploy/k8s/`.
+struct Kubernetes {
+    deployment: Value,
+    config_map: Value,
+    secret: Value,
+    service: Value,
+}
+
+impl Kubernetes {
+    fn load() -> Self {
+        Self {
+            deployment: yaml("k8s/deployment.yaml"),
+            config_map: yaml("k8s/configmap.yaml"),
+            secret: yaml("k8s/secret.yaml"),
+            service: yaml("k8s/service.yaml"),
+        }
+    }
+
+    fn pod(&self) -> &Value {
+        &self.deployment["spec"]["template"]["spec"]
+    }
+
+    fn container(&self) -> &Value {
+        &self.pod()["containers"][0]
+    }
+
+    /// The config file the container reads: the ConfigMap's entry mounted
+    /// where TIDINGS_CONFIG points.
+    fn config_text(&self) -> &str {
+        let env = self.container()["env"].as_array().unwrap();
+        let config_path = env
+            .iter()
+            .find(|e| e["name"] == "TIDINGS_CONFIG")
+            .map(|e| Path::new(as_str(&e["value"])))
+            .expect("the container sets TIDINGS_CONFIG");
+        let mount = self.container()["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| Path::new(as_str(&m["mountPath"])) == config_path.parent().unwrap())
+            .expect("a volume mounted where TIDINGS_CONFIG points");
+        let volume = self.pod()["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .unwrap();
+        assert_eq!(
+            volume["configMap"]["name"],
+            self.config_map["metadata"]["name"]
+        );
+        let file_name = config_path.file_name().unwrap().to_str().unwrap();
+        as_str(&self.config_map["data"][file_name])
+    }
+
+    /// The Secret's entries, which the container gets as its environment.
+    fn secrets(&self) -> HashMap<String, String> {
+        assert_eq!(
+            self.container()["envFrom"][0]["secretRef"]["name"],
+            self.secret["metadata"]["name"]
+        );
+        self.secret["stringData"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), as_str(v).to_owned()))
+            .collect()
+    }
+
+    fn config(&self) -> Config {
+        checked(
+            self.config_text(),
+            &self.secrets(),
+            "the ConfigMap's tidings.toml",
+        )
+    }
+}
+
 #[test]
-fn kubernetes_runs_three_probed_replicas_on_the_config_map_s_config() {
-    let deployment = yaml("k8s/deployment.yaml");
-    let config_map = yaml("k8s/configmap.yaml");
-    let secret = yaml("k8s/secret.yaml");
-    let service = yaml("k8s/service.yaml");
-    assert_eq!(deployment["kind"], "Deployment");
-    assert_eq!(deployment["spec"]["replicas"], 3);
-    let pod = &deployment["spec"]["template"]["spec"];
-    let container = &pod["containers"][0];
-
-    // The config: TIDINGS_CONFIG names a file of the ConfigMap, mounted there.
-    let env: HashMap<String, String> = container["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                as_str(&e["name"]).to_owned(),
-                as_str(&e["value"]).to_owned(),
-            )
-        })
-        .collect();
-    let config_path = Path::new(&env["TIDINGS_CONFIG"]);
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| Path::new(as_str(&m["mountPath"])) == config_path.parent().unwrap())
-        .expect("a volume mounted where TIDINGS_CONFIG points");
-    let volume = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == mount["name"])
-        .unwrap();
-    assert_eq!(volume["configMap"]["name"], config_map["metadata"]["name"]);
-    let file_name = config_path.file_name().unwrap().to_str().unwrap();
-    let text = as_str(&config_map["data"][file_name]);
-
-    // The Secret, given as the environment, completes it: PostgreSQL, SMTP, the API token.
-    assert_eq!(
-        container["envFrom"][0]["secretRef"]["name"],
-        secret["metadata"]["name"]
-    );
-    let secrets: HashMap<String, String> = secret["stringData"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), as_str(v).to_owned()))
-        .collect();
-    let config = checked(text, &secrets, "the ConfigMap's tidings.toml");
+fn kubernetes_gives_the_container_the_config_map_s_config_completed_by_the_secret() {
+    let k8s = Kubernetes::load();
+    let secrets = k8s.secrets();
+    let config = k8s.config();
     assert_eq!(config.database.url, secrets["TIDINGS_DATABASE_URL"]);
     assert!(config.database.url.starts_with("postgres://"));
     assert_eq!(smtp_url(&config), secrets["TIDINGS_SMTP_URL"]);
@@ -165,24 +196,39 @@ fn kubernetes_runs_three_probed_replicas_on_the_config_map_s_config() {
         config.admin.token.as_deref(),
         Some(secrets["TIDINGS_ADMIN_TOKEN"].as_str())
     );
+    let args: Vec<&str> = k8s.container()["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(as_str)
+        .collect();
+    assert!(command_parses(&args), "the container's args {args:?}");
+}
 
-    // Ports and probes: the named port is where the config listens, and the
-    // probes and the Service use it.
+#[test]
+fn kubernetes_probes_and_serves_the_port_the_config_listens_on() {
+    let k8s = Kubernetes::load();
+    let container = k8s.container();
     let port = &container["ports"][0];
-    assert_eq!(port["containerPort"], config.server.listen.port());
+    assert_eq!(port["containerPort"], k8s.config().server.listen.port());
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     for probe in ["readinessProbe", "livenessProbe"] {
         assert_eq!(container[probe]["httpGet"]["port"], port["name"], "{probe}");
     }
-    assert_eq!(service["spec"]["ports"][0]["targetPort"], port["name"]);
+    assert_eq!(k8s.service["spec"]["ports"][0]["targetPort"], port["name"]);
     assert_eq!(
-        service["spec"]["selector"],
-        deployment["spec"]["template"]["metadata"]["labels"]
+        k8s.service["spec"]["selector"],
+        k8s.deployment["spec"]["template"]["metadata"]["labels"]
     );
+}
 
-    // Not root, as the image's user; SIGTERM gets the time a stopping replica
-    // needs to finish its sends in flight (mail.timeout_s + 2 s) before SIGKILL.
+#[test]
+fn kubernetes_runs_three_replicas_as_the_image_s_user_with_time_to_finish_sends() {
+    let k8s = Kubernetes::load();
+    assert_eq!(k8s.deployment["kind"], "Deployment");
+    assert_eq!(k8s.deployment["spec"]["replicas"], 3);
+    let pod = k8s.pod();
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     let dockerfile = std::fs::read_to_string(deploy("Dockerfile")).unwrap();
     let uid = pod["securityContext"]["runAsUser"].as_u64().unwrap();
@@ -190,19 +236,14 @@ fn kubernetes_runs_three_probed_replicas_on_the_config_map_s_config() {
         dockerfile.contains(&format!("--uid {uid} ")),
         "the image's user is uid {uid}"
     );
+    // On SIGTERM a replica waits for its sends in flight (mail.timeout_s + 2 s):
+    // SIGKILL must come later.
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let needed = k8s.config().mail.timeout.as_secs() + 2;
     assert!(
-        grace > config.mail.timeout.as_secs() + 2,
-        "terminationGracePeriodSeconds {grace} must exceed mail.timeout_s + 2"
+        grace > needed,
+        "terminationGracePeriodSeconds {grace} must exceed mail.timeout_s + 2 = {needed}"
     );
-
-    let args: Vec<&str> = container["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(as_str)
-        .collect();
-    assert!(command_parses(&args), "the container's args {args:?}");
 }
 
 #[test]
