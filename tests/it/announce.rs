@@ -10,16 +10,9 @@ use serde_json::{Value, json};
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
 use crate::support::http;
-use crate::support::smtp::{Maildir, header};
+use crate::support::smtp::{Maildir, header, smtp_config};
 
 const TOKEN: &str = "s3cret-admin-token";
-
-fn smtp_config(url: &str, extra: &str) -> String {
-    format!(
-        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nfrom = \"Test Library <news@example.org>\"\n\
-         timeout_s = 2\nretry_base_s = 1\n{extra}"
-    )
-}
 
 fn add(app: &TestApp, email: &str, categories: &str) {
     app.run_ok(&[

@@ -8,14 +8,15 @@ use std::time::Duration;
 use crate::support::app::{TestApp, wait_until};
 use crate::support::browser::Browser;
 use crate::support::db::on_every_backend;
+use crate::support::smtp::smtp_config;
 use crate::support::smtp::{Maildir, header};
-use crate::web::{PASSWORD, admin_app, smtp_config};
+use crate::web::{PASSWORD, admin_app};
 
 #[tokio::test]
 async fn a_visitor_follows_a_feed_subscribes_and_confirms_in_a_browser() {
     on_every_backend(|db| async move {
         let sink = Maildir::start();
-        let app = TestApp::new(&db.url, &smtp_config(&sink.url()));
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url(), ""));
         app.run_ok(&["ingest"]);
         let _served = app.serve().await;
         let browser = Browser::start().await;

@@ -14,6 +14,7 @@ use tidings::store::{
 
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
+use crate::support::smtp::smtp_config as support_smtp_config;
 use crate::support::smtp::{Maildir, SmtpSink, count_files, header};
 
 /// A seed page whose one entry is hostile: markup, quotes, ampersands, a fake header.
@@ -45,11 +46,9 @@ fn titles(slug: &str) -> Vec<&'static str> {
     }
 }
 
+/// The shared test relay section, with a Reply-To.
 fn smtp_config(url: &str, extra: &str) -> String {
-    format!(
-        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nfrom = \"Test Library <news@example.org>\"\n\
-         reply_to = \"help@example.org\"\ntimeout_s = 2\nretry_base_s = 1\n{extra}"
-    )
+    support_smtp_config(url, &format!("reply_to = \"help@example.org\"\n{extra}"))
 }
 
 fn add(app: &TestApp, email: &str, categories: &str) {

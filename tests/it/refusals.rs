@@ -8,18 +8,11 @@ use serde_json::Value;
 use crate::support::app::TestApp;
 use crate::support::db::on_every_backend;
 use crate::support::http;
-use crate::support::smtp::{Maildir, header};
+use crate::support::smtp::{Maildir, header, smtp_config};
 use crate::web::{PASSWORD, sign_in};
 
 const GONE: &str =
     "gone@example.org 550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown";
-
-fn smtp_config(url: &str, extra: &str) -> String {
-    format!(
-        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nfrom = \"Test Library <news@example.org>\"\n\
-         timeout_s = 2\nretry_base_s = 1\n{extra}"
-    )
-}
 
 fn add(app: &TestApp, email: &str) {
     app.run_ok(&[

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
-use crate::support::smtp::{Maildir, an_alert};
+use crate::support::smtp::{Maildir, an_alert, smtp_config};
 use crate::support::{consumers, http};
 
 async fn get(url: &str) -> reqwest::Response {
@@ -284,10 +284,7 @@ async fn feeds_stay_up_while_postgresql_restarts_and_serve_reconnects_and_listen
     let pg = crate::support::private_pg::PrivatePg::start();
     let sink = Maildir::start();
     // Mail is found only through LISTEN/NOTIFY: the idle poll is an hour.
-    let mail = format!(
-        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{}\"\nfrom = \"Test Library <news@example.org>\"\npoll_s = 3600\n",
-        sink.url()
-    );
+    let mail = smtp_config(&sink.url(), "poll_s = 3600\n");
     let app = TestApp::new(&pg.url(), &mail);
     let _served = app.serve().await;
     let nine = || async { feed_titles(&app, "all.rss").await.len() == 9 };

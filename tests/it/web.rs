@@ -10,20 +10,14 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use crate::support::app::{Served, TestApp, wait_until};
 use crate::support::db::on_every_backend;
 use crate::support::http;
-use crate::support::smtp::{Maildir, header};
+use crate::support::smtp::{Maildir, header, smtp_config};
 
 pub const PASSWORD: &str = "correct horse battery staple";
-
-pub fn smtp_config(url: &str) -> String {
-    format!(
-        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nfrom = \"Test Library <news@example.org>\"\ntimeout_s = 2\nretry_base_s = 1\n"
-    )
-}
 
 /// A served app with the admin password set, one confirmed subscriber to
 /// leaflets (ann@example.org) and the seeds ingested.
 pub async fn admin_app(db_url: &str, sink: &Maildir) -> (TestApp, Served) {
-    let app = TestApp::new(db_url, &smtp_config(&sink.url()));
+    let app = TestApp::new(db_url, &smtp_config(&sink.url(), ""));
     app.run_ok(&[
         "subscribers",
         "add",
@@ -88,7 +82,7 @@ async fn post_form(url: &str, cookies: &str, body: &str) -> reqwest::Response {
 async fn an_address_subscribed_twice_gets_one_confirmation_and_the_same_page() {
     on_every_backend(|db| async move {
         let sink = Maildir::start();
-        let app = TestApp::new(&db.url, &smtp_config(&sink.url()));
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url(), ""));
         app.run_ok(&["ingest"]);
         let _served = app.serve().await;
         let (csrf, jar) = form_of(&app.url("/"), "").await;

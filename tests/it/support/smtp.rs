@@ -259,3 +259,12 @@ pub fn an_alert(idem_key: &str) -> tidings::store::NewMessage {
         message: b"Subject: s\r\n\r\nbody".to_vec(),
     }
 }
+
+/// A `[mail]` section relaying to `url` with short timeouts and retries
+/// (2 s, backoff from 1 s), followed by `extra` keys of the section.
+pub fn smtp_config(url: &str, extra: &str) -> String {
+    format!(
+        "[mail]\ntransport = \"smtp\"\nsmtp_url = \"{url}\"\nfrom = \"Test Library <news@example.org>\"\n\
+         timeout_s = 2\nretry_base_s = 1\n{extra}"
+    )
+}
