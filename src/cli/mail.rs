@@ -216,14 +216,15 @@ async fn import(
     confirmed: bool,
     clock: &SharedClock,
 ) -> Result<()> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("could not read {}", file.display()))?;
+    let bytes =
+        std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
     let known = known_categories(config, store).await?;
-    let rows = csv::subscribers(&text, &known, confirmed).map_err(|(line, why)| {
-        anyhow::anyhow!(
-            "{} line {line}: {why}; nothing was imported",
-            file.display()
-        )
+    let rows = csv::subscribers(&bytes, &known, confirmed).map_err(|bad| {
+        let rows: Vec<String> = bad
+            .iter()
+            .map(|(line, why)| format!("{} line {line}: {why}", file.display()))
+            .collect();
+        anyhow::anyhow!("{}; nothing was imported", rows.join("; "))
     })?;
     let added = store.import_subscribers(&rows, clock.now()).await?;
     println!(

@@ -546,7 +546,8 @@ async fn a_csv_with_a_bad_row_imports_nothing_and_names_the_line() {
         app.json(&["subscribers", "list", "--json"]),
         serde_json::json!([])
     );
-    let good = "ann@example.org,leaflets,weekly\nBob@Example.ORG,news;board-papers,daily\ncat@example.org,all\n";
+    // As Excel's "CSV UTF-8" writes it: a byte-order mark and CRLF line ends.
+    let good = "\u{feff}ann@example.org,leaflets,weekly\r\nBob@Example.ORG,news;board-papers,daily\r\ncat@example.org,all\r\n";
     std::fs::write(app.path("good.csv"), good).unwrap();
     assert!(
         app.run_ok(&["subscribers", "import", "good.csv"])

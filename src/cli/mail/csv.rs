@@ -1,6 +1,8 @@
 //! `subscribers import`: CSV rows (`email,categories,frequency`, header row
-//! optional, categories `;`-separated or `all`) -> subscribers, checking every
-//! row before anything is stored and naming the first bad line.
+//! optional, categories `;`-separated or `all`) -> subscribers. The `csv`
+//! crate reads the file (RFC 4180 quoting, quoted newlines, a leading UTF-8
+//! byte-order mark as Excel's "CSV UTF-8" writes); every row is checked before
+//! anything is stored, and every bad row is named by its line.
 
 use std::collections::HashSet;
 
@@ -10,34 +12,50 @@ use crate::mail::token::random_hex;
 use crate::model::CategorySlug;
 use crate::store::{Frequency, NewSubscriber};
 
-/// Every row as a subscriber, or the first bad row's 1-based line number and why.
+/// A row that cannot be imported: its 1-based line number and why.
+pub(super) type BadRow = (u64, String);
+
+/// Every row as a subscriber, or every bad row.
 pub(super) fn subscribers(
-    text: &str,
+    bytes: &[u8],
     known: &[CategorySlug],
     confirmed: bool,
-) -> Result<Vec<NewSubscriber>, (usize, String)> {
+) -> Result<Vec<NewSubscriber>, Vec<BadRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
     let mut seen = HashSet::new();
     let mut rows = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let fields = fields(line).map_err(|why| (number, why))?;
-        if fields.iter().all(|f| f.trim().is_empty()) {
+    let mut bad = Vec::new();
+    for (index, record) in reader.records().enumerate() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                bad.push((error_line(&e), plain_csv_error(&e)));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, csv::Position::line);
+        if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        if rows.is_empty() && seen.is_empty() && fields[0].trim().eq_ignore_ascii_case("email") {
+        if index == 0 && record[0].trim().eq_ignore_ascii_case("email") {
             continue;
         }
-        let row = subscriber(&fields, known, confirmed).map_err(|why| (number, why))?;
-        if !seen.insert(row.email.clone()) {
-            return Err((number, format!("{} appears twice in the file", row.email)));
+        match subscriber(&record, known, confirmed) {
+            Ok(row) if !seen.insert(row.email.clone()) => {
+                bad.push((line, format!("{} appears twice in the file", row.email)));
+            }
+            Ok(row) => rows.push(row),
+            Err(why) => bad.push((line, why)),
         }
-        rows.push(row);
     }
-    Ok(rows)
+    if bad.is_empty() { Ok(rows) } else { Err(bad) }
 }
 
 fn subscriber(
-    fields: &[String],
+    fields: &csv::StringRecord,
     known: &[CategorySlug],
     confirmed: bool,
 ) -> Result<NewSubscriber, String> {
@@ -48,8 +66,8 @@ fn subscriber(
         ));
     }
     let email = Email::parse(&fields[0])?;
-    let categories = fields.get(1).map_or("", String::as_str);
-    let frequency = match fields.get(2).map(|f| f.trim()) {
+    let categories = fields.get(1).unwrap_or("");
+    let frequency = match fields.get(2).map(str::trim) {
         None | Some("") => Frequency::Weekly,
         Some(f) => parse_frequency(f)?,
     };
@@ -62,28 +80,16 @@ fn subscriber(
     })
 }
 
-/// Splits one CSV line (RFC 4180 quoting: `"a,b"`, `""` for a quote).
-fn fields(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = vec![String::new()];
-    let mut quoted = false;
-    let mut chars = line.trim_end_matches('\r').chars().peekable();
-    while let Some(c) = chars.next() {
-        let field = fields.last_mut().expect("fields starts with one element");
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            ('"', true) => quoted = false,
-            ('"', false) if field.trim().is_empty() => quoted = true,
-            (',', false) => fields.push(String::new()),
-            (c, _) => field.push(c),
-        }
+fn error_line(error: &csv::Error) -> u64 {
+    error.position().map_or(0, csv::Position::line)
+}
+
+/// The reader's complaint without its own position (the caller names the line).
+fn plain_csv_error(error: &csv::Error) -> String {
+    match error.kind() {
+        csv::ErrorKind::Utf8 { .. } => "not UTF-8 (save the file as \"CSV UTF-8\")".to_owned(),
+        _ => format!("not readable as CSV: {error}"),
     }
-    if quoted {
-        return Err("a quoted field is not closed".to_owned());
-    }
-    Ok(fields)
 }
 
 #[cfg(test)]
@@ -96,35 +102,62 @@ mod tests {
             .to_vec()
     }
 
+    fn emails(rows: &[NewSubscriber]) -> Vec<&str> {
+        rows.iter().map(|r| r.email.as_str()).collect()
+    }
+
     #[test]
     fn header_quotes_and_defaults_are_understood() {
         let text = "email,categories,frequency\r\na@x.org,leaflets;news,daily\n\n\"b@x.org\",\"all\",\nc@X.ORG,Board papers\n";
-        let rows = subscribers(text, &known(), true).unwrap();
-        let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
-        assert_eq!(emails, ["a@x.org", "b@x.org", "c@x.org"]);
+        let rows = subscribers(text.as_bytes(), &known(), true).unwrap();
+        assert_eq!(emails(&rows), ["a@x.org", "b@x.org", "c@x.org"]);
         assert_eq!(rows[0].frequency, Frequency::Daily);
         assert_eq!(rows[1].frequency, Frequency::Weekly);
         assert!(rows.iter().all(|r| r.confirmed));
     }
 
     #[test]
-    fn the_first_bad_row_is_named_by_its_line() {
-        let cases = [
-            (
-                "a@x.org,news\nnot-an-address,news\n",
-                2,
-                "not an email address",
-            ),
-            ("a@x.org,news\nb@x.org,gardening\n", 2, "unknown category"),
-            ("a@x.org,news,monthly\n", 1, "not weekly or daily"),
-            ("a@x.org,news\nA@X.org,news\nA@x.ORG,news\n", 3, "twice"),
-            ("a@x.org,\"news\n", 1, "not closed"),
-            ("a@x.org\n", 1, "no categories"),
+    fn a_file_saved_as_excel_csv_utf8_imports() {
+        let text = "\u{feff}Email,Categories,Frequency\r\nann@x.org,\"leaflets;\r\nnews\",weekly\r\nbob@x.org,all,daily\r\n";
+        let rows = subscribers(text.as_bytes(), &known(), false).unwrap();
+        assert_eq!(emails(&rows), ["ann@x.org", "bob@x.org"]);
+        assert_eq!(
+            rows[0].categories,
+            parse_categories("leaflets;news", &known(), ';').unwrap()
+        );
+    }
+
+    #[test]
+    fn every_bad_row_is_named_by_its_line() {
+        let text = "a@x.org,news\nnot-an-address,news\nb@x.org,gardening\nc@x.org,news,monthly\nA@X.org,news\nA@x.ORG,news\nd@x.org\n";
+        let bad = subscribers(text.as_bytes(), &known(), false).unwrap_err();
+        let expected = [
+            (2, "not an email address"),
+            (3, "unknown category"),
+            (4, "not weekly or daily"),
+            (6, "twice"),
+            (7, "no categories"),
         ];
-        for (text, line, why) in cases {
-            let (at, message) = subscribers(text, &known(), false).unwrap_err();
-            assert_eq!(at, line, "{text:?}: {message}");
-            assert!(message.contains(why), "{text:?}: {message}");
+        assert_eq!(bad.len(), expected.len(), "{bad:?}");
+        for ((line, message), (want_line, why)) in bad.iter().zip(expected) {
+            assert_eq!(*line, want_line, "{message}");
+            assert!(message.contains(why), "line {line}: {message}");
         }
+    }
+
+    #[test]
+    fn a_row_spanning_lines_is_named_by_its_first_line() {
+        let text = "a@x.org,news\n\"eve@x.org\r\nBcc: x@y.org\",news\nb@x.org,news\n";
+        let bad = subscribers(text.as_bytes(), &known(), false).unwrap_err();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].0, 2);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_by_line() {
+        let bytes = b"a@x.org,news\nb@x.org,caf\xe9\n";
+        let bad = subscribers(bytes, &known(), false).unwrap_err();
+        assert_eq!(bad[0].0, 2);
+        assert!(bad[0].1.contains("not UTF-8"), "{bad:?}");
     }
 }
