@@ -215,13 +215,18 @@ async fn serve_picks_up_what_another_process_ingested() {
     );
 }
 
-/// Every RSS and Atom feed the OPML list names, by file name, with its ETag.
+/// Every feed the OPML list names (RSS), and its Atom twin, by file name, with its ETag.
 async fn feed_etags(app: &TestApp) -> std::collections::BTreeMap<String, String> {
     let opml = get(&app.url("/feeds.opml")).await.text().await.unwrap();
-    let mut etags = std::collections::BTreeMap::new();
+    let mut names = Vec::new();
     for url in opml.split("xmlUrl=\"").skip(1) {
         let url = &url[..url.find('"').unwrap()];
-        let name = url.rsplit('/').next().unwrap().to_owned();
+        let rss = url.rsplit('/').next().unwrap();
+        let stem = rss.strip_suffix(".rss").unwrap();
+        names.extend([rss.to_owned(), format!("{stem}.atom")]);
+    }
+    let mut etags = std::collections::BTreeMap::new();
+    for name in names {
         let response = get(&app.url(&format!("/feeds/{name}"))).await;
         assert_eq!(response.status(), StatusCode::OK, "{name}");
         let etag = response.headers()[ETAG].to_str().unwrap().to_owned();
