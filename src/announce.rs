@@ -12,7 +12,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::mail::MailError;
-use crate::mail::compose::Outgoing;
+use crate::mail::compose::{Outgoing, subject_line};
 use crate::mail::token::random_hex;
 use crate::model::{CategorySlug, Resource, ResourceId};
 use crate::store::{Announcement, NewAnnouncement, NewMessage, Route, StoreError};
@@ -254,7 +254,10 @@ impl Announcer {
         message: Option<&str>,
         token: &str,
     ) -> Result<(String, String, String), MailError> {
-        let subject = format!("New in {}: {}", resource.category.name, resource.title);
+        let subject = subject_line(&format!(
+            "New in {}: {}",
+            resource.category.name, resource.title
+        ));
         let base = &self.kit.config.site.base_url;
         let view = AnnouncementView {
             site_title: &self.kit.config.site.title,

@@ -8,8 +8,9 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use crate::model::EntryDate;
 
 /// Parse a whole value as a date: ISO (`2020-11-17`, `2020-11-17T10:00:00Z`,
-/// `2020-05`), "17 November 2020", "17th Nov 2020", "14/08/2019" (also with `.`
-/// or `-`), or "May 2020"; `None` for anything else, impossible dates included.
+/// `2020-05`), "17 November 2020", "17th Nov 2020", "Aug 14, 2019",
+/// "14/08/2019" (also with `.` or `-`), "17/11/20" (a two-digit year, with `/`
+/// only), or "May 2020"; `None` for anything else, impossible dates included.
 ///
 /// A datetime gives the calendar day as written, whatever its offset.
 pub fn parse_date(text: &str) -> Option<EntryDate> {
@@ -141,7 +142,9 @@ fn phrase_at(text: &str, tokens: &[Token<'_>]) -> Option<(usize, Found)> {
         (used, found)
     };
     if let [a, b, c, ..] = tokens
-        && let Some(date) = day_month_year(text, a, b, c).or_else(|| numeric(text, a, b, c))
+        && let Some(date) = day_month_year(text, a, b, c)
+            .or_else(|| month_day_year(text, a, b, c))
+            .or_else(|| numeric(text, a, b, c))
     {
         return Some(found(3, date));
     }
@@ -169,6 +172,22 @@ fn day_month_year(
     Some(NaiveDate::from_ymd_opt(year_no, month_no, day_no).map(EntryDate::Day))
 }
 
+/// "Aug 14, 2019", "August 14th 2019" (month first, as US-style sites write).
+fn month_day_year(
+    text: &str,
+    month: &Token,
+    day: &Token,
+    year: &Token,
+) -> Option<Option<EntryDate>> {
+    let month_no = month_number(month.text)?;
+    let day_no = day_number(day.text)?;
+    let year_no = year_number(year.text)?;
+    if !is_month_year_gap(gap(text, month, day)) || !is_month_year_gap(gap(text, day, year)) {
+        return None;
+    }
+    Some(NaiveDate::from_ymd_opt(year_no, month_no, day_no).map(EntryDate::Day))
+}
+
 /// "May 2020", "Nov. 2020".
 fn month_year(text: &str, month: &Token, year: &Token) -> Option<EntryDate> {
     let month_no = month_number(month.text)?;
@@ -179,8 +198,9 @@ fn month_year(text: &str, month: &Token, year: &Token) -> Option<EntryDate> {
     EntryDate::month(year_no, month_no)
 }
 
-/// "14/08/2019", "14.08.2019", "14-08-2019" (day first), or ISO "2019-08-14":
-/// one separator character, the same twice. A number run on with the same
+/// "14/08/2019", "14.08.2019", "14-08-2019", "14/08/19" (day first), or ISO
+/// "2019-08-14": one separator character, the same twice. A two-digit year
+/// only with `/`: "1.2.10" is more likely a version than a date. A number run on with the same
 /// separator ("1.14.08.2019") is not a date.
 fn numeric(text: &str, a: &Token, b: &Token, c: &Token) -> Option<Option<EntryDate>> {
     let sep = gap(text, a, b);
@@ -199,7 +219,8 @@ fn numeric(text: &str, a: &Token, b: &Token, c: &Token) -> Option<Option<EntryDa
     }
     let month: u32 = b.text.parse().ok()?;
     if a.text.len() <= 2 && all_digits(a.text) {
-        let year = year_number(c.text)?;
+        let year =
+            year_number(c.text).or_else(|| (sep == "/").then(|| two_digit_year(c.text))?)?;
         return Some(
             NaiveDate::from_ymd_opt(year, month, a.text.parse().ok()?).map(EntryDate::Day),
         );
@@ -258,6 +279,20 @@ fn year_number(token: &str) -> Option<i32> {
     } else {
         None
     }
+}
+
+/// The year of a two-digit "20" in "17/11/20": 2000–2068 for 00–68, else
+/// 1969–1999 (the POSIX `%y` rule).
+fn two_digit_year(token: &str) -> Option<i32> {
+    if token.len() != 2 || !all_digits(token) {
+        return None;
+    }
+    let short: i32 = token.parse().ok()?;
+    Some(if short <= 68 {
+        2000 + short
+    } else {
+        1900 + short
+    })
 }
 
 /// The text between two tokens.
@@ -336,6 +371,27 @@ mod tests {
     }
 
     #[test]
+    fn issue_13_month_first_days_and_two_digit_years() {
+        assert_eq!(parse_date("Aug 14, 2019"), day(2019, 8, 14));
+        assert_eq!(parse_date("August 14 2019"), day(2019, 8, 14));
+        assert_eq!(parse_date("Aug. 14th, 2019"), day(2019, 8, 14));
+        assert_eq!(parse_date("14 Aug 2019"), day(2019, 8, 14));
+        assert_eq!(parse_date("Feb 30, 2020"), None);
+        assert_eq!(parse_date("17/11/20"), day(2020, 11, 17));
+        assert_eq!(parse_date("1/2/05"), day(2005, 2, 1));
+        assert_eq!(parse_date("31/12/99"), day(1999, 12, 31));
+        assert_eq!(parse_date("31/02/20"), None);
+        assert_eq!(
+            find_date_in_title("Board minutes (Aug 14, 2019)"),
+            day(2019, 8, 14)
+        );
+        assert_eq!(find_date_in_title("Minutes 17/11/20"), day(2020, 11, 17));
+        // Versions and scores stay what they are.
+        assert_eq!(find_date_in_title("Release 1.2.10"), None);
+        assert_eq!(find_date_in_title("Won 3-1 in May"), None);
+    }
+
+    #[test]
     fn months_alone() {
         assert_eq!(parse_date("May 2020"), month(2020, 5));
         assert_eq!(parse_date("Nov 2020"), month(2020, 11));
@@ -371,7 +427,10 @@ mod tests {
             "2022/23",
             "Mayor 2020",
             "17 November",
-            "14/08/19",
+            "14.08.19",
+            "14-08-19",
+            "14/08/1",
+            "14/08/199",
             "Board 17 November 2020",
             "17 November 2020 board",
             "2020-11-17x",

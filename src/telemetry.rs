@@ -1,5 +1,9 @@
 //! Logging: a tracing subscriber writing to stderr, human-readable by default
 //! or one JSON object per line (`--log-format json`). `RUST_LOG` filters.
+//! Colours only when stderr is a terminal: a pipe, a file or a journal gets
+//! plain text without escape codes.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -17,7 +21,8 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

@@ -97,7 +97,7 @@ struct FeedSpec<'a> {
     description: String,
     /// The site's public URL, ending in `/`.
     base: Url,
-    /// Newest `updated` among all resources given (Unix epoch when none).
+    /// Newest `updated` among `resources` (Unix epoch when none).
     updated: DateTime<Utc>,
     /// The items, newest first, at most `max_items`.
     resources: Vec<&'a Resource>,
@@ -115,23 +115,20 @@ fn feed_specs<'a>(input: &FeedInput<'a>) -> Vec<FeedSpec<'a>> {
     let base = base_dir(&input.site.base_url);
     let site_title = non_blank(clean_text(&input.site.title), GENERATOR);
     let description = non_blank(clean_text(&input.site.description), &site_title);
-    let updated = input
-        .resources
-        .iter()
-        .map(|r| r.updated)
-        .max()
-        .unwrap_or(DateTime::UNIX_EPOCH);
-    let spec = |stem: String, title: String, filter: &dyn Fn(&Resource) -> bool| FeedSpec {
-        stem,
-        title,
-        site_title: site_title.clone(),
-        description: description.clone(),
-        base: base.clone(),
-        updated,
-        resources: (input.resources.iter())
+    let spec = |stem: String, title: String, filter: &dyn Fn(&Resource) -> bool| {
+        let resources: Vec<&Resource> = (input.resources.iter())
             .filter(|r| filter(r))
             .take(input.max_items)
-            .collect(),
+            .collect();
+        FeedSpec {
+            stem,
+            title,
+            site_title: site_title.clone(),
+            description: description.clone(),
+            base: base.clone(),
+            updated: newest_update(&resources),
+            resources,
+        }
     };
     let mut specs = vec![spec("all".into(), site_title.clone(), &|_| true)];
     for category in usable_categories(input.categories) {
@@ -140,6 +137,17 @@ fn feed_specs<'a>(input: &FeedInput<'a>) -> Vec<FeedSpec<'a>> {
         specs.push(spec(slug.to_string(), title, &|r| r.category.slug == *slug));
     }
     specs
+}
+
+/// A feed's own date: the newest `updated` among the items it shows, so an
+/// edit moves only the feeds that show the edited resource. An empty feed is
+/// dated the Unix epoch, which no edit elsewhere moves.
+fn newest_update(resources: &[&Resource]) -> DateTime<Utc> {
+    resources
+        .iter()
+        .map(|r| r.updated)
+        .max()
+        .unwrap_or(DateTime::UNIX_EPOCH)
 }
 
 /// Categories whose slug can name a file: not empty, not `all`, not seen before.
@@ -472,14 +480,14 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn feeds_are_limited_to_max_items_and_dated_by_the_newest_update() {
+    fn feeds_are_limited_to_max_items_and_dated_by_their_own_newest_update() {
         let site = site("https://feeds.example.org/");
         let mut resources: Vec<Resource> = (1..=5)
             .rev()
             .map(|n| resource(n, &format!("R{n}"), "Leaflets"))
             .collect();
-        // An older item updated last: its update, not the newest item's, dates the feed.
-        resources[4].updated = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+        // An older item (R3) updated last: its update, not the newest item's, dates the feed.
+        resources[2].updated = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
         let input = FeedInput {
             site: &site,
             resources: &resources,
@@ -494,12 +502,65 @@ pub(crate) mod tests {
             .map(|r| r.title.as_str())
             .collect();
         assert_eq!(titles, ["R5", "R4", "R3"]);
-        assert!(specs.iter().all(|s| s.updated == resources[4].updated));
-        let empty = FeedInput {
-            resources: &[],
-            ..input
+        assert!(specs.iter().all(|s| s.updated == resources[2].updated));
+
+        // An item past max_items is not in the feed, so its update does not date it.
+        let newest_shown = resources[2].updated;
+        resources[4].updated = Utc.with_ymd_and_hms(2024, 4, 1, 12, 0, 0).unwrap();
+        let input = FeedInput {
+            site: &site,
+            resources: &resources,
+            categories: &[Category::new("Leaflets")],
+            max_items: 3,
         };
-        assert_eq!(feed_specs(&empty)[0].updated, DateTime::UNIX_EPOCH);
+        assert!(feed_specs(&input).iter().all(|s| s.updated == newest_shown));
+    }
+
+    #[test]
+    fn an_update_dates_only_the_feeds_that_show_it() {
+        let site = site("https://feeds.example.org/");
+        let categories = [
+            Category::new("Leaflets"),
+            Category::new("News"),
+            Category::new("Empty"),
+        ];
+        let mut resources = vec![
+            resource(3, "Leaflet", "Leaflets"),
+            resource(2, "Story", "News"),
+        ];
+        let render = |resources: &[Resource]| {
+            let input = FeedInput {
+                site: &site,
+                resources,
+                categories: &categories,
+                max_items: DEFAULT_MAX_ITEMS,
+            };
+            render_all(&input)
+        };
+        let before = render(&resources);
+        let mut added = resource(4, "Late news", "News");
+        added.updated = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+        resources.insert(0, added);
+        let after = render(&resources);
+        let moved: Vec<&str> = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| b.body != a.body)
+            .map(|(b, _)| b.file_name.as_str())
+            .collect();
+        // The OPML list carries the all-feeds' date.
+        assert_eq!(
+            moved,
+            ["all.rss", "all.atom", "news.rss", "news.atom", "feeds.opml"]
+        );
+        let empty = feed_specs(&FeedInput {
+            site: &site,
+            resources: &resources,
+            categories: &categories,
+            max_items: DEFAULT_MAX_ITEMS,
+        });
+        assert_eq!(empty[3].stem, "empty");
+        assert_eq!(empty[3].updated, DateTime::UNIX_EPOCH);
     }
 
     #[test]

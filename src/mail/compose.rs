@@ -2,7 +2,10 @@
 //! stable Message-ID, `List-Id`, `List-Unsubscribe` (+ `-Post`, RFC 8058),
 //! `X-Tidings-Kind`, and a multipart/alternative text + HTML body. lettre
 //! encodes headers (RFC 2047) and refuses line breaks in them; text that came
-//! from a source is also passed through `address::header_text` first.
+//! from a source is also passed through `address::header_text` first. A
+//! subject is shortened to [`MAX_SUBJECT_CHARS`] and, when lettre would write
+//! it as is although it must not be (it contains `=?`, which a reader would
+//! decode as an encoded word, or a word too long to fold), encoded whole.
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
@@ -14,6 +17,14 @@ use url::Url;
 use super::MailError;
 use super::address::{Email, header_text};
 use crate::config::{MailConfig, SiteConfig};
+
+/// The longest subject sent, in characters; longer ones are cut at a word
+/// boundary and end with an ellipsis.
+pub const MAX_SUBJECT_CHARS: usize = 150;
+
+/// Words longer than this cannot be folded onto a 78-character line, so a
+/// subject holding one is encoded whole (encoded words can be split anywhere).
+const LONGEST_FOLDABLE_WORD: usize = 70;
 
 /// A mailbox from config text such as `Name <a@b.example>`.
 pub fn mailbox(text: &str) -> Result<Mailbox, MailError> {
@@ -90,7 +101,7 @@ impl Sender {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(header_text(out.subject))
+            .raw_header(subject_header(out.subject))
             .date(out.date.into())
             .message_id(Some(self.message_id(out)));
         if let Some(reply_to) = &self.reply_to {
@@ -126,6 +137,48 @@ impl Sender {
         let hash = hex::encode(Sha256::digest(out.idem_key.as_bytes()));
         format!("<{}.{}@{}>", &hash[..24], out.kind, self.id_domain)
     }
+}
+
+/// A subject as sent: one line (`header_text`), at most [`MAX_SUBJECT_CHARS`]
+/// characters, cut after the last whole word that fits, with "…" when cut.
+pub fn subject_line(text: &str) -> String {
+    let line = header_text(text);
+    if line.chars().count() <= MAX_SUBJECT_CHARS {
+        return line;
+    }
+    let keep: String = line.chars().take(MAX_SUBJECT_CHARS - 1).collect();
+    // Cut at the last space, unless that would leave less than half the room:
+    // one very long word is cut inside.
+    let cut = match keep.rfind(' ') {
+        Some(space) if space >= keep.len() / 2 => &keep[..space],
+        _ => keep.as_str(),
+    };
+    format!("{}…", cut.trim_end())
+}
+
+/// The `Subject` header of `text`. lettre encodes (RFC 2047) only words with
+/// non-ASCII characters; a subject containing `=?` or a word too long to fold
+/// is encoded whole here, so a reader decodes it back to exactly `text`.
+fn subject_header(text: &str) -> HeaderValue {
+    let name = HeaderName::new_from_ascii_str("Subject");
+    let line = subject_line(text);
+    let long_word = line
+        .split(' ')
+        .any(|word| word.len() > LONGEST_FOLDABLE_WORD);
+    if !line.contains("=?") && !long_word {
+        return HeaderValue::new(name, line);
+    }
+    let mut encoded = String::with_capacity(line.len() * 2);
+    {
+        let prefix = "Subject: ".len();
+        let mut writer =
+            email_encoding::headers::writer::EmailWriter::new(&mut encoded, prefix, 0, false);
+        // Writing to a String cannot fail.
+        let _ = email_encoding::headers::rfc2047::encode(&line, &mut writer);
+    }
+    // Safe to pass as pre-encoded: the encoder writes only `=?utf-8?b?`,
+    // base64, `?=` and folding (CRLF + space).
+    HeaderValue::dangerous_new_pre_encoded(name, line, encoded)
 }
 
 fn header(name: &'static str, value: String) -> HeaderValue {
@@ -199,6 +252,61 @@ mod tests {
         assert!(has("X-Tidings-Kind: digest"));
         assert!(has("Reply-To: help@example.org"));
         assert!(has("List-Id: "));
+    }
+
+    /// The unfolded value of the one `Subject` header, and its raw lines.
+    fn subject_of(bytes: &[u8]) -> (String, Vec<String>) {
+        let lines = header_lines(bytes);
+        let start = lines
+            .iter()
+            .position(|l| l.starts_with("Subject: "))
+            .unwrap();
+        let mut raw = vec![lines[start].clone()];
+        raw.extend(
+            lines[start + 1..]
+                .iter()
+                .take_while(|l| l.starts_with(' '))
+                .cloned(),
+        );
+        let count = lines.iter().filter(|l| l.starts_with("Subject:")).count();
+        assert_eq!(count, 1, "{lines:#?}");
+        (raw.concat(), raw)
+    }
+
+    #[test]
+    fn subjects_are_cut_at_a_word_with_an_ellipsis() {
+        let words = "Health and wellbeing ".repeat(20);
+        let cut = subject_line(&words);
+        // 7 × 21 characters fit in 149; the 8th "Health" would not.
+        let seven = "Health and wellbeing ".repeat(7);
+        assert_eq!(cut, format!("{}…", seven.trim_end()));
+        let one_word = "x".repeat(2000);
+        let cut = subject_line(&one_word);
+        assert_eq!(cut.chars().count(), MAX_SUBJECT_CHARS);
+        assert_eq!(cut, format!("{}…", "x".repeat(149)));
+        assert_eq!(subject_line("Short one"), "Short one");
+        let exact = "é".repeat(MAX_SUBJECT_CHARS);
+        assert_eq!(subject_line(&exact), exact);
+    }
+
+    #[test]
+    fn an_encoded_word_title_is_encoded_whole_and_lines_stay_short() {
+        let s = sender("");
+        let hostile = "=?utf-8?q?Hi=0D=0ABcc:evil@example.org?=";
+        let (_, raw) = subject_of(&s.compose(&outgoing(hostile)).unwrap());
+        assert!(
+            raw.iter().all(|l| !l.contains(hostile) && l.len() <= 78),
+            "{raw:#?}"
+        );
+        assert!(raw[0].starts_with("Subject: =?utf-8?b?"), "{raw:#?}");
+        for title in [
+            "x".repeat(2000),
+            "Ünïcødé ".repeat(300),
+            "plain ".repeat(60),
+        ] {
+            let (_, raw) = subject_of(&s.compose(&outgoing(&title)).unwrap());
+            assert!(raw.iter().all(|l| l.len() <= 78), "{raw:#?}");
+        }
     }
 
     #[test]

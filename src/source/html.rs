@@ -72,7 +72,11 @@ fn parse_entry(element: ElementRef<'_>, base: &Url, select: &Selectors) -> Resul
         .as_ref()
         .map(|s| first_summary(element, s))
         .unwrap_or_default();
-    let date = select.date.as_ref().and_then(|s| first_date(element, s));
+    // As for seed files, a date written in the title stands in when the date
+    // selector finds none (or none is configured).
+    let date = (select.date.as_ref())
+        .and_then(|s| first_date(element, s))
+        .or_else(|| dates::find_date_in_title(&title));
     let category = select
         .category
         .as_ref()
@@ -359,6 +363,29 @@ mod tests {
             .map(|e| e.date.unwrap().to_string())
             .collect();
         assert_eq!(dates, ["2019-08-14", "2020-05"]);
+    }
+
+    #[test]
+    fn a_date_in_the_title_stands_in_when_the_date_selector_finds_none() {
+        let html = page(
+            r#"<li><h3><a href="/a">Board - 17 November 2020</a></h3><time>soon</time></li>
+               <li><h3><a href="/b">Board - Aug 14, 2019</a></h3></li>
+               <li><h3><a href="/c">Board 2021-2024</a></h3></li>
+               <li><h3><a href="/d">Board - 1 May 2020</a></h3><time>2023-10-02</time></li>"#,
+        );
+        let parsed = parse_page(&html, &url(), &selectors(false));
+        let dates: Vec<Option<String>> = parsed
+            .entries
+            .iter()
+            .map(|e| e.date.map(|d| d.to_string()))
+            .collect();
+        let want = [
+            Some("2020-11-17"),
+            Some("2019-08-14"),
+            None,
+            Some("2023-10-02"),
+        ];
+        assert_eq!(dates, want.map(|d| d.map(str::to_owned)));
     }
 
     #[test]

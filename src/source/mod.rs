@@ -2,6 +2,7 @@
 //! paginated web page) into a `Snapshot`. They never touch the store; a failure is a
 //! `SourceError` that the ingest step reports without changing anything.
 
+pub mod clean;
 pub mod fetch;
 pub mod html;
 pub mod scrape;
@@ -53,9 +54,22 @@ pub struct SourceOutput {
     pub visits: Vec<String>,
 }
 
-/// Read a source once. Never touches the store: `cached` are the pages the
-/// last good run stored, which an `html` source asks for conditionally.
+/// Read a source once, its text cleaned (`clean`). Never touches the store:
+/// `cached` are the pages the last good run stored, which an `html` source
+/// asks for conditionally.
 pub async fn read(
+    source: &SourceConfig,
+    contact: &str,
+    cached: Vec<CachedPage>,
+    clock: SharedClock,
+) -> Result<SourceOutput, SourceError> {
+    let mut output = read_raw(source, contact, cached, clock).await?;
+    clean::snapshot(&mut output.snapshot);
+    Ok(output)
+}
+
+/// Read a source once, as the seed or page gives it.
+async fn read_raw(
     source: &SourceConfig,
     contact: &str,
     cached: Vec<CachedPage>,

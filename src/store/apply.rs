@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, AssertSqlSafe};
 use super::batch::{self, Placeholders};
 use super::resources::ChangeKind;
 use super::rows::Content;
+use super::upgrade::identity_digest;
 use super::{Backend, Store, StoreError, format_time};
 use crate::clock::Clock;
 use crate::identity::{guid, resource_id};
@@ -166,11 +167,11 @@ async fn write_changes(
     })
 }
 
-/// One new resource: id, source, identity, guid, title, link, summary,
-/// entry_date, category, category_slug, download, fingerprint, then
-/// published (the entry's date, else now), first_seen and updated (now).
+/// One new resource: id, source, identity, identity_digest, guid, title,
+/// link, summary, entry_date, category, category_slug, download, fingerprint,
+/// then published (the entry's date, else now), first_seen and updated (now).
 const RESOURCE_ROW: &str =
-    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, COALESCE({}, {}), {}, {})";
+    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, COALESCE({}, {}), {}, {})";
 /// One revision, in the column order of `insert_revisions`.
 const REVISION_ROW: &str = "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})";
 /// One change event, in the column order of `insert_events`.
@@ -190,8 +191,9 @@ async fn insert_new(
             .map(|obs| (resource_id(&obs.identity), Content::of(obs)))
             .collect();
         let sql = format!(
-            "INSERT INTO resources (id, source, identity, guid, title, link, summary, entry_date, \
-             category, category_slug, download, fingerprint, published, first_seen, updated) \
+            "INSERT INTO resources (id, source, identity, identity_digest, guid, title, link, \
+             summary, entry_date, category, category_slug, download, fingerprint, published, \
+             first_seen, updated) \
              VALUES {}",
             Placeholders::new(backend).rows(RESOURCE_ROW, rows.len())
         );
@@ -201,6 +203,7 @@ async fn insert_new(
                 .bind(id.0.as_str())
                 .bind(source)
                 .bind(obs.identity.as_str())
+                .bind(identity_digest(&obs.identity))
                 .bind(guid(&obs.identity))
                 .bind(c.title.as_str())
                 .bind(c.link.as_deref())

@@ -7,7 +7,7 @@
 
 use super::Backend;
 
-/// Rows per statement. With at most 16 values a row this stays far below
+/// Rows per statement. With at most 17 values a row this stays far below
 /// SQLite's 32,766 and PostgreSQL's 65,535 bind parameters.
 pub(super) const ROWS: usize = 500;
 

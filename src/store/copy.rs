@@ -26,6 +26,7 @@ const COPY_ORDER: &[&str] = &[
     "digest_runs",
     "outbox",
     "announcements",
+    "upgrades",
 ];
 
 /// Tables that are not data: migration bookkeeping, and leases and alerts,

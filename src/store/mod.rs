@@ -18,6 +18,7 @@ mod pages;
 mod resources;
 mod rows;
 mod subscribers;
+mod upgrade;
 
 use std::fmt;
 use std::path::Path;
@@ -34,6 +35,7 @@ pub use outbox::{Claimed, NewMessage, OutboxBacklog, OutboxMessage, QueuedDigest
 pub use pages::CachedPage;
 pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
 pub use subscribers::{CategoryChoice, Frequency, NewSubscriber, Subscriber, SubscriberStatus};
+pub use upgrade::identity_digest;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -214,7 +216,8 @@ impl Store {
         })
     }
 
-    /// Applies every embedded migration not yet applied; a no-op when up to date.
+    /// Applies every embedded migration not yet applied, then the one-off
+    /// upgrade steps SQL cannot do (`upgrade`); a no-op when up to date.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         self.backend
             .migrator()
@@ -223,7 +226,8 @@ impl Store {
             .map_err(|source| StoreError::Migrate {
                 backend: self.backend,
                 source,
-            })
+            })?;
+        self.upgrade().await
     }
 
     /// True when every embedded migration has been applied successfully.

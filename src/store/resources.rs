@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 
 use super::batch::Placeholders;
 use super::rows::{self, resource_columns};
+use super::upgrade::identity_digest;
 use super::{Store, StoreError, format_time};
 use crate::model::{Category, CategorySlug, Resource, ResourceId, Revision};
 use crate::reconcile::{FieldChange, StoredResource};
@@ -138,14 +139,14 @@ impl Store {
             concat!(
                 "SELECT ",
                 resource_columns!(),
-                " FROM resources WHERE source <> {} AND identity IN ({})"
+                " FROM resources WHERE source <> {} AND identity_digest IN ({})"
             ),
             p.next(),
             p.list(identities.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(source);
         for identity in identities {
-            query = query.bind(identity.as_str());
+            query = query.bind(identity_digest(identity));
         }
         decode_all(query.fetch_all(&self.pool).await, rows::stored)
     }

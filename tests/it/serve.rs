@@ -215,6 +215,66 @@ async fn serve_picks_up_what_another_process_ingested() {
     );
 }
 
+/// Every feed the OPML list names (RSS), and its Atom twin, by file name, with its ETag.
+async fn feed_etags(app: &TestApp) -> std::collections::BTreeMap<String, String> {
+    let opml = get(&app.url("/feeds.opml")).await.text().await.unwrap();
+    let mut names = Vec::new();
+    for url in opml.split("xmlUrl=\"").skip(1) {
+        let url = &url[..url.find('"').unwrap()];
+        let rss = url.rsplit('/').next().unwrap();
+        let stem = rss.strip_suffix(".rss").unwrap();
+        names.extend([rss.to_owned(), format!("{stem}.atom")]);
+    }
+    let mut etags = std::collections::BTreeMap::new();
+    for name in names {
+        let response = get(&app.url(&format!("/feeds/{name}"))).await;
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        let etag = response.headers()[ETAG].to_str().unwrap().to_owned();
+        etags.insert(name, etag);
+    }
+    etags
+}
+
+#[tokio::test]
+async fn issue_13_one_new_resource_changes_only_the_etags_of_feeds_that_show_it() {
+    on_every_backend(|db| async move {
+        let app = TestApp::new(&db.url, "");
+        app.run_ok(&["ingest"]);
+        let _served = app.serve().await;
+        wait_until(std::time::Duration::from_secs(20), || async {
+            feed_titles(&app, "all.rss").await.len() == 9
+        })
+        .await;
+        let before = feed_etags(&app).await;
+        // Every category has its pair of feeds, empty or not.
+        assert!(before.len() >= 2 * 9, "{before:?}");
+        // "guide" is a keyword of the built-in Leaflets rule, and of no rule before it.
+        std::fs::write(
+            app.path("seeds/more.txt"),
+            "Resource Library\n\nIntro\n\nResource Library\n\n\
+             Winter guide for carers\n\nWhere to get help this winter.\n",
+        )
+        .unwrap();
+        app.run_ok(&["ingest"]);
+        wait_until(std::time::Duration::from_secs(20), || async {
+            feed_titles(&app, "all.rss").await.len() == 10
+        })
+        .await;
+        let after = feed_etags(&app).await;
+        let changed: Vec<&str> = before
+            .iter()
+            .filter(|(name, etag)| after[*name] != **etag)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(
+            changed,
+            ["all.atom", "all.rss", "leaflets.atom", "leaflets.rss"],
+            "only the feeds that show the new resource change"
+        );
+    })
+    .await;
+}
+
 /// `/metrics` parsed by the Prometheus project's own Python parser: `{name{labels}: value}`.
 fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
     let script = r#"

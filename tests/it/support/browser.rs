@@ -105,6 +105,17 @@ impl Browser {
             .to_owned()
     }
 
+    /// The rendered text of the first element matching `css`, as a person
+    /// reads it (WebDriver's "Get Element Text").
+    pub async fn text(&self, css: &str) -> String {
+        let id = self.find(css).await;
+        get(&format!("{}/element/{id}/text", self.base))
+            .await
+            .as_str()
+            .unwrap_or_else(|| panic!("no text for {css}"))
+            .to_owned()
+    }
+
     /// Click the element matching `css`.
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
