@@ -3,9 +3,9 @@
 //! text lie about itself go: bidi embeddings, overrides and isolates
 //! (U+202A–U+202E, U+2066–U+2069; "Invoice \u{202E}fdp.exe" would display as
 //! "Invoice exe.pdf") and Unicode noncharacters (U+FFFE, U+FFFF, U+FDD0–U+FDEF
-//! and the last two code points of every plane). The line and paragraph
-//! separators U+2028 / U+2029 become a space in one-line fields (title,
-//! category) and a line break in summaries. Everything else is kept as
+//! and the last two code points of every plane), and C0 controls but tab and
+//! line ends. The line and paragraph separators U+2028 / U+2029 become a space
+//! in one-line fields (title, category) and a line break in summaries. Everything else is kept as
 //! written: right-to-left scripts, their marks (U+200E, U+200F, U+061C), and
 //! the joiners U+200C / U+200D that Bengali and other scripts spell with.
 //!
@@ -15,10 +15,14 @@
 use crate::model::{Block, Entry, Snapshot, Summary};
 
 /// True for a character no text from a source keeps: a bidi embedding,
-/// override or isolate control, or a Unicode noncharacter.
+/// override or isolate control, a Unicode noncharacter, or a C0 control other
+/// than tab and line ends (U+0000 cannot be stored by PostgreSQL, and none of
+/// them may appear in XML 1.0).
 pub fn is_removed(c: char) -> bool {
     let code = u32::from(c);
-    matches!(code, 0x202A..=0x202E | 0x2066..=0x2069 | 0xFDD0..=0xFDEF) || code & 0xFFFE == 0xFFFE
+    matches!(code, 0x202A..=0x202E | 0x2066..=0x2069 | 0xFDD0..=0xFDEF)
+        || code & 0xFFFE == 0xFFFE
+        || (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
 /// A one-line field (title, category name): removed characters dropped,
@@ -143,6 +147,12 @@ mod tests {
         ] {
             assert!(!is_removed(c), "U+{:04X}", u32::from(c));
         }
+    }
+
+    #[test]
+    fn control_characters_other_than_tab_and_line_ends_are_removed() {
+        assert_eq!(line("Bell\u{7} and nul\u{0} and del\u{7f}"), "Bell and nul and del");
+        assert_eq!(paragraph("one\ttwo\r\nthree"), "one\ttwo\r\nthree");
     }
 
     #[test]
