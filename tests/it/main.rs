@@ -22,6 +22,8 @@ mod feeds;
 mod deploy;
 // Digests by email through real SMTP servers: content, unsubscribe, faults, crashes.
 mod digest;
+// Issue 13: held runs, derived fields, cut pages, run deadlines, `check` and `expect`.
+mod held;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
