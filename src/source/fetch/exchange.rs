@@ -195,7 +195,8 @@ async fn read_body(
             Ok(None) => break,
             // Part of the page arrived, then the connection ended before the
             // declared length: keep what came, and say the page is incomplete.
-            Err(e) if !bytes.is_empty() => {
+            // A body that stalls is a timeout, as before: the server is hung.
+            Err(e) if !bytes.is_empty() && !e.is_timeout() => {
                 incomplete = Some(body_cut_short(declared, bytes.len(), &e));
                 break;
             }
