@@ -607,3 +607,94 @@ impl Phase {
         self.0 = Instant::now();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Category;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            source: "unit-held".into(),
+            entries: Vec::new(),
+            warnings: Vec::new(),
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn issue_13_a_held_run_counts_as_held_in_metrics_and_not_as_a_success() {
+        let assessment = Assessment {
+            reasons: vec!["45 of 45 resources changed".into()],
+            ..Assessment::default()
+        };
+        let report = SourceReport::held("unit-held", Some(7), &assessment, &snapshot());
+        assert!(report.is_failure() && report.held);
+        assert!(
+            report
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("held as run 7: ")
+        );
+        metrics::record_ingest(&report.metrics(chrono::DateTime::UNIX_EPOCH));
+        let text = metrics::render();
+        assert!(
+            text.contains(r#"tidings_ingest_runs_total{source="unit-held",outcome="held"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"tidings_source_last_success_timestamp_seconds{source="unit-held"}"#)
+        );
+    }
+
+    #[test]
+    fn issue_13_the_first_of_two_entries_with_one_identity_wins() {
+        let obs = |title: &str, link: &str| {
+            let mut e = Entry::titled(title);
+            e.link = Some(url::Url::parse(link).unwrap());
+            Observed::new("lib", e, Category::other())
+        };
+        let mut warnings = Vec::new();
+        let kept = keep_first(
+            vec![
+                obs("First", "https://ex.org/a"),
+                obs("Other", "https://ex.org/b"),
+                obs("Second", "https://ex.org/a#again"),
+            ],
+            &mut warnings,
+        );
+        let titles: Vec<&str> = kept.iter().map(|o| o.entry.title.as_str()).collect();
+        assert_eq!(titles, ["First", "Other"]);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("entry 3 repeats entry 1"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn issue_13_expect_names_the_bound_or_the_first_entry_without_a_field() {
+        let mut dated = Entry::titled("Dated");
+        dated.date = crate::model::EntryDate::month(2020, 5);
+        let entries = vec![dated, Entry::titled("Undated")];
+        let expect = |min, max, required: &[&'static str]| Expect {
+            min_entries: min,
+            max_entries: max,
+            required: required.to_vec(),
+        };
+        assert_eq!(
+            check_expected(&expect(Some(2), Some(2), &["title"]), &entries),
+            Ok(())
+        );
+        let few = check_expected(&expect(Some(3), None, &[]), &entries).unwrap_err();
+        assert_eq!(few, "expect.min_entries: 2 entries, fewer than 3");
+        let many = check_expected(&expect(None, Some(1), &[]), &entries).unwrap_err();
+        assert_eq!(many, "expect.max_entries: 2 entries, more than 1");
+        let undated = check_expected(&expect(None, None, &["date"]), &entries).unwrap_err();
+        assert_eq!(
+            undated,
+            "expect.required: date is empty on 1 of 2 entries (the first is entry 2, \"Undated\")"
+        );
+    }
+}
