@@ -59,6 +59,7 @@ impl AlertView<'_> {
         match (self.kind, self.failing) {
             ("mail", true) => format!("{}: mail keeps failing", self.site),
             ("mail", false) => format!("{}: mail goes through again", self.site),
+            ("held", _) => format!("{}: a run of source {} is held", self.site, self.source),
             (_, true) => format!("{}: source {} is failing", self.site, self.source),
             (_, false) => format!("{}: source {} works again", self.site, self.source),
         }
@@ -116,6 +117,43 @@ impl Alerts {
             self.clear(&name, &view, now).await
         } else {
             Ok(())
+        }
+    }
+
+    /// After run `run_id` of `source` was held: email the admins, once while
+    /// any run of the source stays held (alert `held:NAME`). Logged, never fatal.
+    pub async fn after_held_run(
+        &self,
+        source: &str,
+        run_id: i64,
+        reasons: &str,
+        summary: &[String],
+        now: DateTime<Utc>,
+    ) {
+        let error = format!("run {run_id}: {reasons}\n\n{}", summary.join("\n"));
+        let view = AlertView {
+            kind: "held",
+            site: &self.site,
+            source,
+            failing: true,
+            failures: run_id,
+            error: &error,
+        };
+        if let Err(e) = self.raise(&format!("held:{source}"), &view, now).await {
+            warn!(source = %source, error = %e, "could not raise the held-run alert");
+        }
+    }
+
+    /// After a held run of `source` was accepted or rejected: once none is
+    /// left held, clear its alert without an email (a person just acted on it).
+    pub async fn after_release(&self, source: &str, now: DateTime<Utc>) {
+        let cleared = match self.store.held_count(source).await {
+            Ok(0) => self.store.clear_alert(&format!("held:{source}"), now).await,
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = cleared {
+            warn!(source = %source, error = %e, "could not clear the held-run alert");
         }
     }
 

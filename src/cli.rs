@@ -26,6 +26,7 @@ use crate::{check, daemon};
 
 mod announce;
 mod mail;
+mod runs;
 
 /// Tidings: a resource library as RSS and Atom feeds and email.
 #[derive(Debug, Parser)]
@@ -57,8 +58,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check the config and show what each source extracts, storing nothing.
-    Check,
+    /// Check the config and each source as `ingest` would, storing nothing.
+    Check {
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs of sources: list them, accept or reject a held one.
+    Runs {
+        #[command(subcommand)]
+        command: runs::RunsCommand,
+    },
     /// Inspect stored resources.
     Resources {
         #[command(subcommand)]
@@ -151,7 +161,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             dry_run,
             json,
         } => ingest_cmd(&loaded.config, source.as_deref(), dry_run, json, &clock).await,
-        Command::Check => check::run(&loaded, clock).await,
+        Command::Check { json } => check::run(&loaded, clock, json).await,
+        Command::Runs { command } => runs::run(&loaded.config, command, &clock).await,
         Command::Resources { command } => resources_cmd(&loaded.config, command).await,
         Command::Feeds {
             command: FeedsCommand::Write { dir },
@@ -263,11 +274,38 @@ fn print_ingest(report: &IngestReport, json: bool) -> Result<()> {
             )?;
             continue;
         }
+        if s.held {
+            writeln!(
+                out,
+                "{}: {}",
+                s.name,
+                s.error.as_deref().unwrap_or_default()
+            )?;
+            for line in &s.summary {
+                writeln!(out, "{}:   {line}", s.name)?;
+            }
+            if let Some(run) = s.held_run {
+                writeln!(
+                    out,
+                    "{}: nothing changed; `tidings runs accept {run}` applies it, \
+                     `tidings runs reject {run}` discards it",
+                    s.name
+                )?;
+            }
+            continue;
+        }
         writeln!(
             out,
             "{}: {} new, {} changed, {} withdrawn, {} reappeared, {} unchanged",
             s.name, s.new, s.changed, s.withdrawn, s.reappeared, s.unchanged
         )?;
+        if s.revised > 0 {
+            writeln!(
+                out,
+                "{}: {} revised without a change event (derived fields only)",
+                s.name, s.revised
+            )?;
+        }
         if let Some(error) = &s.error {
             writeln!(out, "{}: partly failed: {error}", s.name)?;
         }

@@ -1,8 +1,11 @@
 //! The ingest use case: run each source, guard against implausible
-//! snapshots, reconcile with the store and apply the changes in one
-//! transaction. A failing source is reported and changes nothing; it never
-//! stops the others. Used alike by `tidings ingest` and the daemon's schedule.
+//! snapshots, reconcile with the store, hold a run whose changes are
+//! implausible (`hold`), and apply the rest in one transaction. A failing
+//! source is reported and changes nothing; it never stops the others. Used
+//! alike by `tidings ingest` and the daemon's schedule; `runs accept` applies
+//! a held run through the same `reconcile_and_apply`.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -12,13 +15,14 @@ use crate::alerts::Alerts;
 use crate::announce::Announcer;
 use crate::categorize::Categorizer;
 use crate::clock::SharedClock;
-use crate::config::SourceConfig;
+use crate::config::{Expect, SourceConfig};
+use crate::hold::{self, Assessment, HoldLimits};
 use crate::identity::resource_id;
 use crate::metrics;
 use crate::model::{CategorySlug, Entry, ResourceId, Snapshot};
 use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
 use crate::source::{self, SourceError};
-use crate::store::{Store, StoreError};
+use crate::store::{NewHeldRun, RunRecord, Store, StoreError};
 
 /// How often a run retries after losing a race with a concurrent run of the same source.
 const CONFLICT_RETRIES: usize = 3;
@@ -44,20 +48,28 @@ pub struct SourceReport {
     pub warnings: Vec<String>,
     /// New resources announced automatically (categories with `announce = true`).
     pub announced: usize,
+    /// Resources revised without a change event (a category from keyword rules moved).
+    pub revised: usize,
+    /// True when the run was held: nothing was applied.
+    pub held: bool,
+    /// The held run's id, for `tidings runs accept` (none in a dry run).
+    pub held_run: Option<i64>,
+    /// The field summary of the run's changes (`date: emptied on 45 of 45`), when held.
+    pub summary: Vec<String>,
 }
 
 impl SourceReport {
     fn counted(name: &str, counts: Counts, snapshot: &Snapshot) -> Self {
         Self {
-            name: name.to_owned(),
             new: counts.new,
             changed: counts.changed,
             withdrawn: counts.withdrawn,
             reappeared: counts.reappeared,
             unchanged: counts.unchanged,
+            revised: counts.revised,
             error: snapshot.partial.then(|| snapshot.warnings.join("; ")),
             warnings: snapshot.warnings.clone(),
-            announced: 0,
+            ..Self::failed(name, String::new())
         }
     }
 
@@ -72,6 +84,30 @@ impl SourceReport {
             error: Some(error),
             warnings: Vec::new(),
             announced: 0,
+            revised: 0,
+            held: false,
+            held_run: None,
+            summary: Vec::new(),
+        }
+    }
+
+    /// A run held as `held_run` (`None` in a dry run): nothing applied, and why.
+    fn held(
+        name: &str,
+        held_run: Option<i64>,
+        assessment: &Assessment,
+        snapshot: &Snapshot,
+    ) -> Self {
+        let run = held_run
+            .map(|id| format!(" as run {id}"))
+            .unwrap_or_default();
+        let error = format!("held{run}: {}", assessment.reasons.join("; "));
+        Self {
+            warnings: snapshot.warnings.clone(),
+            held: true,
+            held_run,
+            summary: assessment.summary(),
+            ..Self::failed(name, error)
         }
     }
 
@@ -83,6 +119,7 @@ impl SourceReport {
     /// The run as `metrics` counts it.
     pub fn metrics(&self, at: chrono::DateTime<chrono::Utc>) -> metrics::IngestOutcome<'_> {
         let outcome = match (&self.error, self.seen()) {
+            _ if self.held => "held",
             (None, _) => "ok",
             (Some(_), 0) => "failed",
             (Some(_), _) => "partial",
@@ -108,7 +145,7 @@ impl SourceReport {
 
     /// True when the run changed what feeds show.
     pub fn changed_anything(&self) -> bool {
-        self.new + self.changed + self.withdrawn + self.reappeared > 0
+        self.new + self.changed + self.withdrawn + self.reappeared + self.revised > 0
     }
 }
 
@@ -176,7 +213,9 @@ pub async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport
     };
     if !ctx.dry_run {
         metrics::record_ingest(&report.metrics(ctx.clock.now()));
-        if let Some(alerts) = ctx.alerts {
+        // A held run is neither a failure nor a success of the source: its
+        // own alert was raised when it was held.
+        if let Some(alerts) = ctx.alerts.filter(|_| !report.held) {
             let error = report.error.as_deref();
             alerts
                 .after_source_run(&source.name, error, ctx.clock.now())
@@ -189,6 +228,8 @@ pub async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport
         withdrawn = report.withdrawn,
         reappeared = report.reappeared,
         unchanged = report.unchanged,
+        revised = report.revised,
+        held = report.held,
         failed = report.is_failure(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "ingest run finished"
@@ -211,23 +252,53 @@ async fn fetch_and_apply(
 ) -> Result<SourceReport, RunError> {
     let mut phase = Phase::start();
     let cached = ctx.store.cached_pages(&source.name).await?;
-    let output = source::read(source, ctx.contact, cached, ctx.clock.clone()).await?;
+    let output = source::read_within(source, ctx.contact, cached, ctx.clock.clone()).await?;
     let mut snapshot = output.snapshot;
     phase.mark("fetch_parse");
-    for warning in &snapshot.warnings {
-        warn!(warning = %warning, "entry skipped");
-    }
     check_plausible(ctx.store, source, &snapshot).await?;
+    check_expected(&source.expect, &snapshot.entries).map_err(SourceError::Implausible)?;
     // The entries move into the observations; the report needs only the
     // snapshot's warnings and whether it was partial.
     let entries = std::mem::take(&mut snapshot.entries);
     let observed = observe(ctx.categorizer, &snapshot.source, entries);
+    let observed = keep_first(observed, &mut snapshot.warnings);
+    for warning in &snapshot.warnings {
+        warn!(warning = %warning, "part of the source skipped");
+    }
     phase.mark("observe");
-    let options = ReconcileOptions {
-        withdraw_after: source.withdraw_after,
-        count_missing: !snapshot.partial,
+    let plan = Plan {
+        source: &source.name,
+        options: ReconcileOptions {
+            withdraw_after: source.withdraw_after,
+            count_missing: !snapshot.partial,
+        },
+        hold: Some(source.hold),
+        silent: false,
+        record: RunRecord {
+            outcome: if snapshot.partial { "partial" } else { "ok" },
+            held: None,
+        },
     };
-    let applied = apply_with_retry(ctx, &source.name, observed, &options, &mut phase).await?;
+    let decision = reconcile_and_apply(
+        ctx.store,
+        ctx.clock,
+        ctx.dry_run,
+        &plan,
+        &observed,
+        &mut phase,
+    );
+    let applied = match decision.await? {
+        Decision::Applied(applied) => applied,
+        Decision::Held { assessment, counts } => {
+            let held = Held {
+                snapshot: &snapshot,
+                observed: &observed,
+                assessment: &assessment,
+                counts,
+            };
+            return Ok(hold_run(ctx, source, &held).await?);
+        }
+    };
     if let Some(pages) = output.pages
         && !ctx.dry_run
     {
@@ -241,9 +312,60 @@ async fn fetch_and_apply(
     Ok(report)
 }
 
-/// What an applied run leaves for the announcer.
-struct Applied {
+/// A run about to be held, with what it saw.
+struct Held<'a> {
+    snapshot: &'a Snapshot,
+    observed: &'a [Observed],
+    assessment: &'a Assessment,
     counts: Counts,
+}
+
+/// Stores a held run (its snapshot and field summary; nothing else changes)
+/// and tells the admins, once while runs of the source stay held.
+async fn hold_run(
+    ctx: Context<'_>,
+    source: &SourceConfig,
+    held: &Held<'_>,
+) -> Result<SourceReport, StoreError> {
+    let reasons = held.assessment.reasons.join("; ");
+    let summary = held.assessment.summary();
+    warn!(reasons = %reasons, summary = ?summary, "run held: nothing was changed");
+    if ctx.dry_run {
+        return Ok(SourceReport::held(
+            &source.name,
+            None,
+            held.assessment,
+            held.snapshot,
+        ));
+    }
+    let entries: Vec<Entry> = held.observed.iter().map(|o| o.entry.clone()).collect();
+    let now = ctx.clock.now();
+    let run = NewHeldRun {
+        source: &source.name,
+        entries: &entries,
+        partial: held.snapshot.partial,
+        counts: held.counts,
+        reason: &format!("held: {reasons}"),
+        summary: &summary,
+    };
+    let run_id = ctx.store.hold_run(&run, now).await?;
+    if let Some(alerts) = ctx.alerts {
+        alerts
+            .after_held_run(&source.name, run_id, &reasons, &summary, now)
+            .await;
+    }
+    Ok(SourceReport::held(
+        &source.name,
+        Some(run_id),
+        held.assessment,
+        held.snapshot,
+    ))
+}
+
+/// What an applied run leaves for the announcer.
+pub(crate) struct Applied {
+    /// What the run counted.
+    pub counts: Counts,
     /// Resources first seen in this run, with their category.
     new: Vec<(ResourceId, CategorySlug)>,
     /// True when this was the source's first successful run: its baseline.
@@ -270,16 +392,17 @@ async fn announce_new(ctx: Context<'_>, applied: &Applied) -> usize {
 }
 
 /// Refuse an empty snapshot, or one far shorter than the last good run's.
-async fn check_plausible(
+pub async fn check_plausible(
     store: &Store,
     source: &SourceConfig,
     snapshot: &Snapshot,
 ) -> Result<(), SourceError> {
     let seen = snapshot.entries.len();
     if seen == 0 {
-        return Err(SourceError::Implausible(
-            "the source listed no entries".to_owned(),
-        ));
+        return Err(SourceError::Implausible(format!(
+            "{} listed no entries",
+            source::location(source)
+        )));
     }
     if snapshot.partial {
         return Ok(());
@@ -292,15 +415,84 @@ async fn check_plausible(
         && (seen as f64) < (last as f64) * source.min_ratio
     {
         return Err(SourceError::Implausible(format!(
-            "{seen} entries, fewer than {:.0}% of the {last} of the last good run",
+            "{} listed {seen} entries, fewer than {:.0}% of the {last} of the last good run",
+            source::location(source),
             source.min_ratio * 100.0
         )));
     }
     Ok(())
 }
 
+/// Checks `sources[].expect` against a snapshot's entries: the entry count
+/// within bounds, and every required field present on every entry.
+pub fn check_expected(expect: &Expect, entries: &[Entry]) -> Result<(), String> {
+    let n = entries.len();
+    if let Some(min) = expect.min_entries
+        && n < min
+    {
+        return Err(format!("expect.min_entries: {n} entries, fewer than {min}"));
+    }
+    if let Some(max) = expect.max_entries
+        && n > max
+    {
+        return Err(format!("expect.max_entries: {n} entries, more than {max}"));
+    }
+    for field in &expect.required {
+        let missing: Vec<usize> = (entries.iter().enumerate())
+            .filter(|(_, e)| !has_field(e, field))
+            .map(|(i, _)| i + 1)
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(format!(
+                "expect.required: {field} is empty on {} of {n} entries (the first is entry {first}, {:?})",
+                missing.len(),
+                entries[first - 1].title
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// True when the source gave `entry` a value for `field` (one of `reconcile::FIELDS`).
+fn has_field(entry: &Entry, field: &str) -> bool {
+    match field {
+        "title" => !entry.title.trim().is_empty(),
+        "summary" => !entry.summary.is_empty(),
+        "date" => entry.date.is_some(),
+        "category" => entry.category.is_some(),
+        "link" => entry.link.is_some(),
+        "download" => entry.download.is_some(),
+        _ => true,
+    }
+}
+
+/// The first observation of each identity, in snapshot order; each later one
+/// is dropped with a warning naming both positions (1-based).
+fn keep_first(observed: Vec<Observed>, warnings: &mut Vec<String>) -> Vec<Observed> {
+    let mut first: HashMap<String, usize> = HashMap::with_capacity(observed.len());
+    let mut kept = Vec::with_capacity(observed.len());
+    for (i, obs) in observed.into_iter().enumerate() {
+        match first.get(&obs.identity) {
+            Some(at) => warnings.push(format!(
+                "entry {} repeats entry {at} ({:?}, same identity): the first is kept",
+                i + 1,
+                obs.entry.title
+            )),
+            None => {
+                first.insert(obs.identity.clone(), i + 1);
+                kept.push(obs);
+            }
+        }
+    }
+    kept
+}
+
 /// Give every entry of `source` its category, identity and fingerprint.
-fn observe(categorizer: &Categorizer, source: &str, entries: Vec<Entry>) -> Vec<Observed> {
+pub(crate) fn observe(
+    categorizer: &Categorizer,
+    source: &str,
+    entries: Vec<Entry>,
+) -> Vec<Observed> {
     entries
         .into_iter()
         .map(|entry| {
@@ -310,21 +502,59 @@ fn observe(categorizer: &Categorizer, source: &str, entries: Vec<Entry>) -> Vec<
         .collect()
 }
 
-/// Load, reconcile and apply; when a concurrent run of the same source wins
-/// the race (the database refuses the stale write), reload and try again.
-async fn apply_with_retry(
-    ctx: Context<'_>,
-    source: &str,
-    observed: Vec<Observed>,
-    options: &ReconcileOptions,
+/// How one snapshot is to be reconciled and applied.
+pub(crate) struct Plan<'a> {
+    /// The source's name.
+    pub source: &'a str,
+    /// How missing entries count.
+    pub options: ReconcileOptions,
+    /// Hold the run when its changes exceed these; `None` applies whatever it changes.
+    pub hold: Option<HoldLimits>,
+    /// Record changes as revisions without change events (`runs accept --silent`).
+    pub silent: bool,
+    /// How the run is recorded.
+    pub record: RunRecord,
+}
+
+/// What became of a reconciled snapshot.
+pub(crate) enum Decision {
+    /// Applied (or, in a dry run, counted).
+    Applied(Applied),
+    /// Too implausible to apply: nothing was written.
+    Held {
+        /// Why, with the field summary.
+        assessment: Assessment,
+        /// What applying it would have counted.
+        counts: Counts,
+    },
+}
+
+/// Load, reconcile, judge and apply; when a concurrent run of the same source
+/// wins the race (the database refuses the stale write), reload and try again.
+pub(crate) async fn reconcile_and_apply(
+    store: &Store,
+    clock: &SharedClock,
+    dry_run: bool,
+    plan: &Plan<'_>,
+    observed: &[Observed],
     phase: &mut Phase,
-) -> Result<Applied, StoreError> {
+) -> Result<Decision, StoreError> {
     let identities: Vec<String> = observed.iter().map(|o| o.identity.clone()).collect();
     let mut attempt = 0;
     loop {
-        let state = ctx.store.stored_for_reconcile(source, &identities).await?;
+        let state = store.stored_for_reconcile(plan.source, &identities).await?;
         phase.mark("load");
-        let changes = reconcile::reconcile(&state.stored, &observed, options);
+        let mut changes = reconcile::reconcile(&state.stored, observed, &plan.options);
+        if let Some(limits) = &plan.hold {
+            let assessment = hold::assess(plan.source, &state.stored, &changes, limits);
+            if assessment.holds() {
+                let counts = changes.counts();
+                return Ok(Decision::Held { assessment, counts });
+            }
+        }
+        if plan.silent {
+            changes.silence();
+        }
         let applied = Applied {
             counts: changes.counts(),
             new: changes
@@ -336,25 +566,25 @@ async fn apply_with_retry(
             baseline: state.run_seq == 0,
         };
         phase.mark("reconcile");
-        if ctx.dry_run {
-            return Ok(applied);
+        if dry_run {
+            return Ok(Decision::Applied(applied));
         }
-        match ctx
-            .store
-            .apply(
-                source,
+        let result = store
+            .apply_run(
+                plan.source,
                 &changes,
                 observed.len(),
                 state.run_seq,
-                ctx.clock.as_ref(),
+                clock.as_ref(),
+                plan.record,
             )
-            .await
-        {
+            .await;
+        match result {
             Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
             Err(e) => return Err(e),
             Ok(_) => {
                 phase.mark("apply");
-                return Ok(applied);
+                return Ok(Decision::Applied(applied));
             }
         }
     }
@@ -362,10 +592,11 @@ async fn apply_with_retry(
 
 /// Times the steps of one run, logged at debug level as `ingest phase`
 /// events (`benches/reconcile_scale.sh` reads them).
-struct Phase(Instant);
+pub(crate) struct Phase(Instant);
 
 impl Phase {
-    fn start() -> Self {
+    /// Starts timing the first step.
+    pub(crate) fn start() -> Self {
         Self(Instant::now())
     }
 
@@ -374,5 +605,96 @@ impl Phase {
         let elapsed_ms = self.0.elapsed().as_millis() as u64;
         debug!(phase, elapsed_ms, "ingest phase");
         self.0 = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Category;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            source: "unit-held".into(),
+            entries: Vec::new(),
+            warnings: Vec::new(),
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn issue_13_a_held_run_counts_as_held_in_metrics_and_not_as_a_success() {
+        let assessment = Assessment {
+            reasons: vec!["45 of 45 resources changed".into()],
+            ..Assessment::default()
+        };
+        let report = SourceReport::held("unit-held", Some(7), &assessment, &snapshot());
+        assert!(report.is_failure() && report.held);
+        assert!(
+            report
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("held as run 7: ")
+        );
+        metrics::record_ingest(&report.metrics(chrono::DateTime::UNIX_EPOCH));
+        let text = metrics::render();
+        assert!(
+            text.contains(r#"tidings_ingest_runs_total{source="unit-held",outcome="held"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"tidings_source_last_success_timestamp_seconds{source="unit-held"}"#)
+        );
+    }
+
+    #[test]
+    fn issue_13_the_first_of_two_entries_with_one_identity_wins() {
+        let obs = |title: &str, link: &str| {
+            let mut e = Entry::titled(title);
+            e.link = Some(url::Url::parse(link).unwrap());
+            Observed::new("lib", e, Category::other())
+        };
+        let mut warnings = Vec::new();
+        let kept = keep_first(
+            vec![
+                obs("First", "https://ex.org/a"),
+                obs("Other", "https://ex.org/b"),
+                obs("Second", "https://ex.org/a#again"),
+            ],
+            &mut warnings,
+        );
+        let titles: Vec<&str> = kept.iter().map(|o| o.entry.title.as_str()).collect();
+        assert_eq!(titles, ["First", "Other"]);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("entry 3 repeats entry 1"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn issue_13_expect_names_the_bound_or_the_first_entry_without_a_field() {
+        let mut dated = Entry::titled("Dated");
+        dated.date = crate::model::EntryDate::month(2020, 5);
+        let entries = vec![dated, Entry::titled("Undated")];
+        let expect = |min, max, required: &[&'static str]| Expect {
+            min_entries: min,
+            max_entries: max,
+            required: required.to_vec(),
+        };
+        assert_eq!(
+            check_expected(&expect(Some(2), Some(2), &["title"]), &entries),
+            Ok(())
+        );
+        let few = check_expected(&expect(Some(3), None, &[]), &entries).unwrap_err();
+        assert_eq!(few, "expect.min_entries: 2 entries, fewer than 3");
+        let many = check_expected(&expect(None, Some(1), &[]), &entries).unwrap_err();
+        assert_eq!(many, "expect.max_entries: 2 entries, more than 1");
+        let undated = check_expected(&expect(None, None, &["date"]), &entries).unwrap_err();
+        assert_eq!(
+            undated,
+            "expect.required: date is empty on 1 of 2 entries (the first is entry 2, \"Undated\")"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub mod daemon;
 pub mod dates;
 /// RSS, Atom and OPML rendering, checking and caching.
 pub mod feeds;
+/// The mass-change hold: whether a run changes too much to be applied unseen.
+pub mod hold;
 /// Canonical links, identity keys, GUIDs and fingerprints.
 pub mod identity;
 /// Run sources, reconcile, apply, report.
@@ -41,6 +43,8 @@ pub mod publish;
 pub mod reconcile;
 /// Templates, built in and overridable.
 pub mod render;
+/// Held, accepted and rejected runs: `tidings runs list|accept|reject`.
+pub mod runs;
 /// Cron schedules in the site timezone.
 pub mod schedule;
 /// Web sign-ups: pending subscribers and their confirmation emails.

@@ -27,7 +27,7 @@ struct Family {
 
 const INGEST_RUNS: Family = Family {
     name: "tidings_ingest_runs_total",
-    help: "Ingest runs by source and outcome (ok, partial, failed).",
+    help: "Ingest runs by source and outcome (ok, partial, failed, held).",
     kind: Kind::Counter,
 };
 const ENTRIES_SEEN: Family = Family {
@@ -119,7 +119,7 @@ fn set(family: &Family, labels: &[(&str, &str)], value: f64) {
 pub struct IngestOutcome<'a> {
     /// The source's name.
     pub source: &'a str,
-    /// `ok`, `partial` or `failed`.
+    /// `ok`, `partial`, `failed` or `held`.
     pub outcome: &'a str,
     /// Entries seen (successful runs).
     pub entries: usize,
@@ -136,7 +136,7 @@ pub fn record_ingest(run: &IngestOutcome<'_>) {
         &[("source", run.source), ("outcome", run.outcome)],
         1.0,
     );
-    if run.outcome == "failed" {
+    if matches!(run.outcome, "failed" | "held") {
         return;
     }
     set(&ENTRIES_SEEN, &[("source", run.source)], run.entries as f64);

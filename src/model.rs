@@ -195,7 +195,8 @@ impl Summary {
 }
 
 /// One resource as a source sees it now, before it is matched against the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialised only to keep a held run's snapshot until a person decides on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Title as published (curly quotes, accents and all).
     pub title: String,

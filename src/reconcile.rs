@@ -33,6 +33,12 @@ impl Observed {
             category,
         }
     }
+
+    /// True when Tidings derived `field` rather than read it from the source:
+    /// the category, when the source gives none and keyword rules chose it.
+    pub fn derives(&self, field: &str) -> bool {
+        field == "category" && self.entry.category.is_none()
+    }
 }
 
 /// A stored resource with how many successful runs in a row have missed it.
@@ -130,8 +136,12 @@ pub struct Reappeared {
 pub struct ChangeSet {
     /// Entries never seen before.
     pub new: Vec<Observed>,
-    /// Resources whose content changed.
+    /// Resources whose content changed in a field the source reads: a change for people.
     pub changed: Vec<Changed>,
+    /// Resources whose content changed only in fields Tidings derives (a
+    /// category chosen by keyword rules), or changes accepted silently: stored
+    /// as a revision, with no change event and no move of `updated`.
+    pub revised: Vec<Changed>,
     /// Withdrawn resources seen again.
     pub reappeared: Vec<Reappeared>,
     /// Resources missing this run but not yet withdrawn (their count goes up).
@@ -157,6 +167,9 @@ pub struct Counts {
     pub reappeared: usize,
     /// Unchanged resources.
     pub unchanged: usize,
+    /// Resources revised without a change event (derived fields, silent accepts).
+    #[serde(default)]
+    pub revised: usize,
 }
 
 impl ChangeSet {
@@ -168,7 +181,20 @@ impl ChangeSet {
             withdrawn: self.withdrawn.len(),
             reappeared: self.reappeared.len(),
             unchanged: self.unchanged,
+            revised: self.revised.len(),
         }
+    }
+
+    /// True when applying this set changes what feeds show, with or without events.
+    pub fn has_content_changes(&self) -> bool {
+        self.has_events() || !self.revised.is_empty()
+    }
+
+    /// Records every change as a revision without a change event (`runs accept
+    /// --silent`): nothing tells people these resources were updated.
+    pub fn silence(&mut self) {
+        self.revised.append(&mut self.changed);
+        self.revised.sort_by(|a, b| a.id.cmp(&b.id));
     }
 
     /// True when applying this set would record a change event.
@@ -265,12 +291,17 @@ fn classify_present(set: &mut ChangeSet, s: &StoredResource, obs: &Observed) {
             fields,
         });
     } else if !fields.is_empty() {
-        let observed = obs.clone();
-        set.changed.push(Changed {
+        let derived_only = fields.iter().all(|f| obs.derives(f.field));
+        let changed = Changed {
             id,
-            observed,
+            observed: obs.clone(),
             fields,
-        });
+        };
+        if derived_only {
+            set.revised.push(changed);
+        } else {
+            set.changed.push(changed);
+        }
     } else {
         // Equal fingerprints, or a fingerprint from an older formula over equal
         // fields: no change either way.
@@ -295,6 +326,7 @@ fn classify_missing(set: &mut ChangeSet, s: &StoredResource, withdraw_after: u32
 fn sort(set: &mut ChangeSet) {
     set.new.sort_by(|a, b| a.identity.cmp(&b.identity));
     set.changed.sort_by(|a, b| a.id.cmp(&b.id));
+    set.revised.sort_by(|a, b| a.id.cmp(&b.id));
     set.reappeared.sort_by(|a, b| a.id.cmp(&b.id));
     set.missing.sort();
     set.withdrawn.sort();

@@ -9,14 +9,16 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use url::Url;
 
-use super::raw::{RawCategory, RawConfig, RawDigest, RawMail, RawSelect, RawSource};
+use super::raw::{RawCategory, RawConfig, RawDigest, RawExpect, RawMail, RawSelect, RawSource};
 use super::{
-    AdminConfig, CategoriesConfig, Config, DatabaseConfig, DigestConfig, EnvLookup, FeedsConfig,
-    HtmlSourceConfig, MailConfig, MailTransport, Problem, Selectors, ServerConfig, SiteConfig,
-    SourceConfig, SourceKind,
+    AdminConfig, CategoriesConfig, Config, DatabaseConfig, DigestConfig, EnvLookup, Expect,
+    FeedsConfig, HtmlSourceConfig, MailConfig, MailTransport, Problem, Selectors, ServerConfig,
+    SiteConfig, SourceConfig, SourceKind,
 };
 use crate::categorize::{Categorizer, CategoryRule};
+use crate::hold::HoldLimits;
 use crate::model::{Category, CategorySlug};
+use crate::reconcile::FIELDS;
 use crate::schedule::Schedule;
 use crate::source::select::FieldSelector;
 
@@ -200,7 +202,7 @@ fn check_sources(raw: Option<Vec<RawSource>>, tz: Tz, p: &mut Problems) -> Vec<S
     sources
 }
 
-fn check_source(key: &str, raw: RawSource, tz: Tz, p: &mut Problems) -> Option<SourceConfig> {
+fn check_source(key: &str, mut raw: RawSource, tz: Tz, p: &mut Problems) -> Option<SourceConfig> {
     let name = match raw.name.as_deref().map(str::trim) {
         Some(n) if !n.is_empty() && !n.chars().any(char::is_control) => Some(n.to_owned()),
         Some(_) => {
@@ -228,6 +230,15 @@ fn check_source(key: &str, raw: RawSource, tz: Tz, p: &mut Problems) -> Option<S
     if withdraw_after == 0 {
         p.add(format!("{key}.withdraw_after"), "must be at least 1");
     }
+    let hold = HoldLimits {
+        max_changed_ratio: check_ratio(key, "max_changed_ratio", raw.max_changed_ratio, p),
+        max_withdrawn_ratio: check_ratio(key, "max_withdrawn_ratio", raw.max_withdrawn_ratio, p),
+    };
+    let run_timeout_s = raw.run_timeout_s.unwrap_or(300);
+    if run_timeout_s == 0 {
+        p.add(format!("{key}.run_timeout_s"), "must be at least 1");
+    }
+    let expect = check_expect(key, raw.expect.take(), p);
     let kind = check_kind(key, raw, p);
     Some(SourceConfig {
         name: name?,
@@ -235,7 +246,49 @@ fn check_source(key: &str, raw: RawSource, tz: Tz, p: &mut Problems) -> Option<S
         schedule: schedule?,
         min_ratio,
         withdraw_after,
+        hold,
+        run_timeout: Duration::from_secs(run_timeout_s),
+        expect,
     })
+}
+
+/// A hold ratio of `sources[i]`, 0.3 unless given; it must lie in 0..=1.
+fn check_ratio(key: &str, name: &str, value: Option<f64>, p: &mut Problems) -> f64 {
+    let ratio = value.unwrap_or(0.3);
+    if !(0.0..=1.0).contains(&ratio) {
+        p.add(format!("{key}.{name}"), "must be between 0 and 1");
+    }
+    ratio
+}
+
+/// `sources[i].expect`: entry bounds in order, required fields among `reconcile::FIELDS`.
+fn check_expect(key: &str, raw: Option<RawExpect>, p: &mut Problems) -> Expect {
+    let Some(raw) = raw else {
+        return Expect::default();
+    };
+    if let (Some(min), Some(max)) = (raw.min_entries, raw.max_entries)
+        && min > max
+    {
+        p.add(
+            format!("{key}.expect.max_entries"),
+            format!("must be at least min_entries ({min})"),
+        );
+    }
+    let mut required = Vec::new();
+    for field in &raw.required {
+        match FIELDS.iter().find(|f| **f == field.as_str()) {
+            Some(known) => required.push(*known),
+            None => p.add(
+                format!("{key}.expect.required"),
+                format!("{field:?} is not a field ({})", FIELDS.join(", ")),
+            ),
+        }
+    }
+    Expect {
+        min_entries: raw.min_entries,
+        max_entries: raw.max_entries,
+        required,
+    }
 }
 
 fn check_kind(key: &str, raw: RawSource, p: &mut Problems) -> Option<SourceKind> {

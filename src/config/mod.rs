@@ -119,6 +119,23 @@ pub struct SourceConfig {
     pub min_ratio: f64,
     /// Successful runs an entry must be missing before it is withdrawn.
     pub withdraw_after: u32,
+    /// `max_changed_ratio` and `max_withdrawn_ratio`: beyond them a run is held.
+    pub hold: crate::hold::HoldLimits,
+    /// Bound on a whole run, retries included (`run_timeout_s`).
+    pub run_timeout: Duration,
+    /// What every run must find (`expect`); a violation fails the run.
+    pub expect: Expect,
+}
+
+/// `sources[].expect`: what every snapshot of the source must look like.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// Fewer entries fail the run.
+    pub min_entries: Option<usize>,
+    /// More entries fail the run.
+    pub max_entries: Option<usize>,
+    /// Fields every entry must have (`title`, `link`, `summary`, `date`, `category`, `download`).
+    pub required: Vec<&'static str>,
 }
 
 /// The kinds of source.

@@ -62,6 +62,19 @@ pub struct RawSource {
     pub max_bytes: Option<u64>,
     pub min_ratio: Option<f64>,
     pub withdraw_after: Option<u32>,
+    pub max_changed_ratio: Option<f64>,
+    pub max_withdrawn_ratio: Option<f64>,
+    pub run_timeout_s: Option<u64>,
+    pub expect: Option<RawExpect>,
+}
+
+/// `sources[].expect = { min_entries, max_entries, required }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawExpect {
+    pub min_entries: Option<usize>,
+    pub max_entries: Option<usize>,
+    pub required: Vec<String>,
 }
 
 /// `[sources.select]`: CSS selectors, each optionally ending in `@attr`.

@@ -256,3 +256,43 @@ fn the_environment_may_hold_the_database_url_with_its_password() {
     let config = from_toml("[database]\nurl = \"sqlite://ignored.db\"\n", &env).unwrap();
     assert_eq!(config.database.url, "postgres://tidings:s3cret@db/tidings");
 }
+
+#[test]
+fn issue_13_hold_limits_deadline_and_expect_are_checked_with_their_keys() {
+    let config = check::check(RawConfig::default(), &no_env).unwrap();
+    let seeds = &config.sources[0];
+    assert_eq!(seeds.hold, crate::hold::HoldLimits::default());
+    assert_eq!(seeds.run_timeout, std::time::Duration::from_secs(300));
+    assert_eq!(seeds.expect, super::Expect::default());
+
+    let problems = problems_of(
+        r#"
+[[sources]]
+name = "s"
+kind = "seed"
+path = "x"
+max_changed_ratio = 1.5
+max_withdrawn_ratio = -0.1
+run_timeout_s = 0
+expect = { min_entries = 5, max_entries = 2, required = ["title", "when"] }
+"#,
+    );
+    let keys = keys(&problems);
+    for expected in [
+        "sources[0].max_changed_ratio",
+        "sources[0].max_withdrawn_ratio",
+        "sources[0].run_timeout_s",
+        "sources[0].expect.max_entries",
+        "sources[0].expect.required",
+    ] {
+        assert!(keys.contains(&expected), "missing {expected} in {keys:?}");
+    }
+    let required = problems
+        .iter()
+        .find(|p| p.key == "sources[0].expect.required")
+        .unwrap();
+    assert!(
+        required.to_string().contains("\"when\" is not a field"),
+        "{required}"
+    );
+}

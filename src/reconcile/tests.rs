@@ -54,7 +54,8 @@ fn apply_mem(stored: &mut Vec<StoredResource>, set: &ChangeSet, now: DateTime<Ut
     let find = |stored: &mut Vec<StoredResource>, id: &ResourceId| {
         stored.iter().position(|s| &s.resource.id == id).unwrap()
     };
-    let updates = set.changed.iter().map(|c| (&c.id, &c.observed));
+    let updates = set.changed.iter().chain(&set.revised);
+    let updates = updates.map(|c| (&c.id, &c.observed));
     for (id, o) in updates.chain(set.reappeared.iter().map(|r| (&r.id, &r.observed))) {
         let i = find(stored, id);
         let first_seen = stored[i].resource.first_seen;
@@ -221,6 +222,43 @@ fn duplicates_keep_the_smallest_fingerprint() {
         let set = reconcile(&[], &snapshot, &ReconcileOptions::default());
         assert_eq!(set.new, std::slice::from_ref(want));
     }
+}
+
+#[test]
+fn issue_13_a_category_from_rules_that_moves_is_a_revision_not_a_change() {
+    let by_rule = |category: &str| {
+        Observed::new(
+            "lib",
+            entry("Guide", Some("https://ex.org/g"), "s"),
+            Category::new(category),
+        )
+    };
+    let mut stored = Vec::new();
+    run(&mut stored, &[by_rule("Leaflets")], 1);
+    let set = run(&mut stored, &[by_rule("Guides")], 2);
+    assert!(set.changed.is_empty() && !set.has_events(), "{set:?}");
+    assert_eq!(set.revised.len(), 1);
+    assert_eq!(set.revised[0].fields[0].field, "category");
+    assert!(set.has_content_changes());
+
+    let mut given = entry("Guide", Some("https://ex.org/g"), "s");
+    given.category = Some("Reports".into());
+    let set = run(&mut stored, &[obs(given)], 3);
+    assert_eq!(set.changed.len(), 1, "a category the source gives is read");
+
+    let mut edited = entry("Guide, second edition", Some("https://ex.org/g"), "s");
+    edited.category = None;
+    let set = run(
+        &mut stored,
+        &[Observed::new("lib", edited, Category::new("Guides"))],
+        4,
+    );
+    let fields: Vec<&str> = set.changed[0].fields.iter().map(|f| f.field).collect();
+    assert_eq!(
+        fields,
+        ["title", "category"],
+        "a read field makes it a change"
+    );
 }
 
 #[test]

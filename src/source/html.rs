@@ -23,6 +23,8 @@ pub struct ParsedPage {
     pub next_page: Option<Url>,
     /// How many elements matched the entry selector (skipped ones included).
     pub matched: usize,
+    /// The tag name of the element holding the first entry (`ul` for `ul > li`).
+    pub container: Option<String>,
 }
 
 /// Parse `html`, fetched from `page_url`, with `select`.
@@ -32,6 +34,12 @@ pub fn parse_page(html: &str, page_url: &Url, select: &Selectors) -> ParsedPage 
     let mut parsed = ParsedPage::default();
     for element in matches(document.root_element(), &select.entry) {
         parsed.matched += 1;
+        if parsed.container.is_none() {
+            parsed.container = element
+                .parent()
+                .and_then(ElementRef::wrap)
+                .map(|parent| parent.value().name().to_owned());
+        }
         match parse_entry(element, &base, select) {
             Ok(entry) => parsed.entries.push(entry),
             Err(reason) => parsed.warnings.push(format!(
@@ -46,6 +54,36 @@ pub fn parse_page(html: &str, page_url: &Url, select: &Selectors) -> ParsedPage 
         .and_then(|s| first_value(document.root_element(), s, "href"))
         .and_then(|href| resolve_link(&base, &href));
     parsed
+}
+
+/// Why the page `html` ended before the document did, if it did: no closing
+/// `</body>` or `</html>`, or fewer closing than opening tags of the element
+/// holding the entries (`parsed.container`). HTML parsers close whatever is
+/// open at the end of the text, so this is read from the text itself.
+pub fn unfinished(html: &str, parsed: &ParsedPage) -> Option<String> {
+    let lower = html.to_ascii_lowercase();
+    if !lower.contains("</html") && !lower.contains("</body") {
+        return Some("the page ends before its closing </body> or </html>".to_owned());
+    }
+    let tag = parsed.container.as_deref()?;
+    let (opened, closed) = tag_counts(&lower, tag);
+    (opened > closed).then(|| {
+        format!("the listing's <{tag}> is opened {opened} times but closed {closed} times")
+    })
+}
+
+/// How often `<tag` and `</tag` occur in `lower` as whole tag names.
+fn tag_counts(lower: &str, tag: &str) -> (usize, usize) {
+    let count = |prefix: String| {
+        lower
+            .match_indices(&prefix)
+            .filter(|(at, _)| {
+                let next = lower[at + prefix.len()..].chars().next();
+                next.is_none_or(|c| c.is_ascii_whitespace() || c == '>' || c == '/')
+            })
+            .count()
+    };
+    (count(format!("<{tag}")), count(format!("</{tag}")))
 }
 
 /// The page URL, or `<base href>` when it stays on the page's origin: a base
@@ -401,6 +439,32 @@ mod tests {
         assert_eq!(
             parsed.next_page.unwrap().host_str(),
             Some("library.example.org")
+        );
+    }
+
+    #[test]
+    fn issue_13_a_page_cut_short_is_unfinished() {
+        let whole = page(r#"<li><h3><a href="/a">A</a></h3></li>"#);
+        let parsed = parse_page(&whole, &url(), &selectors(true));
+        assert_eq!(parsed.container.as_deref(), Some("ul"));
+        assert_eq!(unfinished(&whole, &parsed), None);
+        let cut = &whole[..whole.find("</ul>").unwrap()];
+        let parsed = parse_page(cut, &url(), &selectors(true));
+        assert_eq!(parsed.entries.len(), 1, "what was read is kept");
+        assert!(unfinished(cut, &parsed).unwrap().contains("</body>"));
+        let unclosed = whole.replace("</ul>", "");
+        let parsed = parse_page(&unclosed, &url(), &selectors(true));
+        let reason = unfinished(&unclosed, &parsed).unwrap();
+        assert!(
+            reason.contains("<ul> is opened 1 times but closed 0"),
+            "{reason}"
+        );
+        let ulterior = whole.replace("<ul class", "<ulx></ulx><ul class");
+        let parsed = parse_page(&ulterior, &url(), &selectors(true));
+        assert_eq!(
+            unfinished(&ulterior, &parsed),
+            None,
+            "only whole tag names count"
         );
     }
 

@@ -41,6 +41,14 @@ pub enum SourceError {
     /// The run produced too few entries to be believed.
     #[error("implausible snapshot: {0}")]
     Implausible(String),
+    /// The whole run, retries included, took longer than `run_timeout_s`.
+    #[error("the run did not finish within run_timeout_s = {seconds} s{during}")]
+    Deadline {
+        /// The configured bound.
+        seconds: u64,
+        /// Where it was, e.g. ` (reading https://…)`; empty when unknown.
+        during: String,
+    },
 }
 
 /// What one read of a source produced.
@@ -52,6 +60,31 @@ pub struct SourceOutput {
     pub pages: Option<Vec<CachedPage>>,
     /// What was read: files or page URLs, for `tidings check`.
     pub visits: Vec<String>,
+}
+
+/// Read a source once within its `run_timeout_s`, retries included: a source
+/// that hangs fails with `SourceError::Deadline` naming where it was read.
+pub async fn read_within(
+    source: &SourceConfig,
+    contact: &str,
+    cached: Vec<CachedPage>,
+    clock: SharedClock,
+) -> Result<SourceOutput, SourceError> {
+    match tokio::time::timeout(source.run_timeout, read(source, contact, cached, clock)).await {
+        Ok(result) => result,
+        Err(_) => Err(SourceError::Deadline {
+            seconds: source.run_timeout.as_secs(),
+            during: format!(" (reading {})", location(source)),
+        }),
+    }
+}
+
+/// Where a source is read from: its file or folder, or its first page's URL.
+pub fn location(source: &SourceConfig) -> String {
+    match &source.kind {
+        SourceKind::Seed { path } => path.display().to_string(),
+        SourceKind::Html(html) => html.url.to_string(),
+    }
 }
 
 /// Read a source once, its text cleaned (`clean`). Never touches the store:

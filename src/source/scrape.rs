@@ -1,7 +1,9 @@
 //! An `html` source's run: follow `next_page` from the configured URL,
-//! never fetching a URL twice and never more than `max_pages`, asking each
-//! page conditionally with what the last good run stored and reusing that
-//! copy on `304`. Fetching rules live in `fetch`; parsing in `html`.
+//! never fetching a URL twice, never more than `max_pages` and never off the
+//! configured origin, asking each page conditionally with what the last good
+//! run stored and reusing that copy on `304`. A page that ends early, or a
+//! next link elsewhere, makes the run partial: what was read is kept and
+//! nothing counts as missing. Fetching rules live in `fetch`; parsing in `html`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -55,13 +57,22 @@ pub async fn scrape(
             run.truncate(config.max_pages, &url);
             break;
         }
+        if url.origin() != config.url.origin() {
+            run.leave_origin(&url, config);
+            break;
+        }
         // Each URL is read once a run, so its stored copy can be moved out.
         let prior = cached.remove(url.as_str());
-        let (page_url, page) = fetch_page(&mut fetcher, &url, prior, &mut run).await?;
+        let (page_url, page, cut) = fetch_page(&mut fetcher, &url, prior, &mut run).await?;
         let parsed = html::parse_page(&page.body, &page_url, &config.select);
+        let unfinished = cut.or_else(|| html::unfinished(&page.body, &parsed));
         run.pages.push(page);
         run.entries.extend(parsed.entries);
         run.warnings.extend(parsed.warnings);
+        if let Some(reason) = unfinished {
+            run.incomplete(&url, &reason);
+            break;
+        }
         next = parsed.next_page;
     }
     Ok(run.finish(name))
@@ -78,14 +89,16 @@ fn policy(config: &HtmlSourceConfig, env: &ScrapeEnv) -> FetchPolicy {
 }
 
 /// Fetch one page (conditionally when a stored copy exists); returns the URL
-/// links resolve against and the page as it is to be stored, text included
-/// (moved, not copied: a single page can be tens of megabytes).
+/// links resolve against, the page as it is to be stored, text included
+/// (moved, not copied: a single page can be tens of megabytes), and why the
+/// body was cut short, if it was. A cut page is stored without validators,
+/// so the next run fetches it whole rather than reusing it on a `304`.
 async fn fetch_page(
     fetcher: &mut Fetcher,
     url: &Url,
     prior: Option<CachedPage>,
     run: &mut Run,
-) -> Result<(Url, CachedPage), SourceError> {
+) -> Result<(Url, CachedPage, Option<String>), SourceError> {
     let validators = prior.as_ref().map(|p| Validators {
         etag: p.etag.clone(),
         last_modified: p.last_modified.clone(),
@@ -93,13 +106,14 @@ async fn fetch_page(
     match fetcher.get(url, validators.as_ref()).await? {
         Fetched::Page(page) => {
             run.visits.push(url.to_string());
+            let whole = page.incomplete.is_none();
             let stored = CachedPage {
                 url: url.to_string(),
-                etag: page.validators.etag,
-                last_modified: page.validators.last_modified,
+                etag: page.validators.etag.filter(|_| whole),
+                last_modified: page.validators.last_modified.filter(|_| whole),
                 body: page.text,
             };
-            Ok((page.url, stored))
+            Ok((page.url, stored, page.incomplete))
         }
         Fetched::NotModified { .. } => {
             let prior = prior.ok_or_else(|| SourceError::Parse {
@@ -107,7 +121,7 @@ async fn fetch_page(
                 reason: "the server answered 304 to a request that was not conditional".to_owned(),
             })?;
             run.visits.push(format!("{url} (304)"));
-            Ok((url.clone(), prior))
+            Ok((url.clone(), prior, None))
         }
     }
 }
@@ -130,6 +144,25 @@ impl Run {
         self.partial = true;
         self.warnings.push(format!(
             "stopped after max_pages = {max_pages}; {next} and later pages were not read"
+        ));
+    }
+
+    /// A next link to another origin: nothing is fetched there, what was read
+    /// is kept, and entries of the unread pages are unseen, not gone.
+    fn leave_origin(&mut self, next: &Url, config: &HtmlSourceConfig) {
+        self.partial = true;
+        self.warnings.push(format!(
+            "the next page link {next} leaves {}; it and later pages were not read",
+            config.url.origin().ascii_serialization()
+        ));
+    }
+
+    /// A page that ended before the document did: its entries are kept, and
+    /// the entries it (and later pages) would have listed are unseen, not gone.
+    fn incomplete(&mut self, url: &Url, reason: &str) {
+        self.partial = true;
+        self.warnings.push(format!(
+            "{url} is incomplete: {reason}; later pages were not read"
         ));
     }
 

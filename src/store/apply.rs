@@ -29,6 +29,23 @@ pub struct AppliedRun {
 
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// How an applied run is recorded in `source_runs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunRecord {
+    /// `ok`, `partial` or `accepted`.
+    pub outcome: &'static str,
+    /// The held run being accepted: its row is completed instead of a new one added.
+    pub held: Option<i64>,
+}
+
+impl RunRecord {
+    /// A complete run, applied as it came.
+    pub const OK: Self = Self {
+        outcome: "ok",
+        held: None,
+    };
+}
+
 impl Store {
     /// Writes a reconciled run of `source` in one transaction.
     ///
@@ -42,6 +59,20 @@ impl Store {
         observed_count: usize,
         run_seq: i64,
         clock: &dyn Clock,
+    ) -> Result<AppliedRun, StoreError> {
+        self.apply_run(source, set, observed_count, run_seq, clock, RunRecord::OK)
+            .await
+    }
+
+    /// `apply`, recording the run as `record` says (a partial run, an accepted held one).
+    pub async fn apply_run(
+        &self,
+        source: &str,
+        set: &ChangeSet,
+        observed_count: usize,
+        run_seq: i64,
+        clock: &dyn Clock,
+        record: RunRecord,
     ) -> Result<AppliedRun, StoreError> {
         let action = || format!("apply the run of source {source}");
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
@@ -64,7 +95,20 @@ impl Store {
                 source_name: source.to_owned(),
             });
         }
-        let applied = write_changes(&mut tx, self.backend, source, set, observed_count, at)
+        let good = (set.counts(), observed_count);
+        let run_id = match record.held {
+            Some(held) => complete_held(&mut tx, held, record.outcome, good, at).await,
+            None => insert_run(&mut tx, source, at, Some(good), "", record.outcome).await,
+        }
+        .map_err(StoreError::db(action()))?;
+        let Some(run_id) = run_id else {
+            tx.rollback().await.map_err(StoreError::db(action()))?;
+            return Err(StoreError::Refused(format!(
+                "run {} is no longer held; nothing was written",
+                record.held.unwrap_or_default()
+            )));
+        };
+        let applied = write_changes(&mut tx, self.backend, source, set, run_id, at)
             .await
             .map_err(StoreError::db(action()))?;
         tx.commit().await.map_err(StoreError::db(action()))?;
@@ -93,7 +137,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let action = || format!("record the failed run of source {source}");
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
-        insert_run(&mut tx, source, at, None, error)
+        insert_run(&mut tx, source, at, None, error, "failed")
             .await
             .map_err(StoreError::db(action()))?;
         sqlx::query(
@@ -141,19 +185,19 @@ async fn write_changes(
     backend: Backend,
     source: &str,
     set: &ChangeSet,
-    observed_count: usize,
+    run_id: i64,
     at: DateTime<Utc>,
 ) -> Result<AppliedRun, sqlx::Error> {
     let conn: &mut AnyConnection = tx;
     insert_new(conn, backend, source, &set.new, at).await?;
     update_changed(conn, backend, source, &set.changed, at).await?;
+    update_revised(conn, backend, &set.revised, at).await?;
     restore_reappeared(conn, backend, source, &set.reappeared, at).await?;
     count_missing(conn, backend, &set.missing).await?;
     withdraw(conn, backend, source, &set.withdrawn, at).await?;
     reset_returned(conn, backend, &set.returned).await?;
     let counts = set.counts();
-    let run_id = insert_run(conn, source, at, Some((counts, observed_count)), "").await?;
-    let feed_version = if set.has_events() {
+    let feed_version = if set.has_content_changes() {
         bump_feed_version(conn).await?
     } else {
         sqlx::query_scalar("SELECT feed_version FROM store_meta WHERE id = 1")
@@ -242,7 +286,7 @@ async fn update_changed(
         let contents: Vec<Content> = chunk.iter().map(|c| Content::of(&c.observed)).collect();
         let mut revisions = Vec::with_capacity(chunk.len());
         for (Changed { id, .. }, c) in chunk.iter().zip(&contents) {
-            revisions.push((id, update_content(conn, id, c, &now).await?, c));
+            revisions.push((id, update_content(conn, id, c, Some(&now)).await?, c));
         }
         insert_revisions(conn, backend, &revisions, &now).await?;
         let events: Vec<Event<'_>> = chunk
@@ -250,6 +294,26 @@ async fn update_changed(
             .map(|c| (&c.id, ChangeKind::Changed, &c.fields[..]))
             .collect();
         insert_events(conn, backend, source, &events, &now).await?;
+    }
+    Ok(())
+}
+
+/// Revisions without change events: new content and a revision row, but
+/// `updated` stays, so neither feeds nor digests call the resource updated.
+async fn update_revised(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    revised: &[Changed],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let now = format_time(at);
+    for chunk in revised.chunks(batch::ROWS) {
+        let contents: Vec<Content> = chunk.iter().map(|c| Content::of(&c.observed)).collect();
+        let mut revisions = Vec::with_capacity(chunk.len());
+        for (Changed { id, .. }, c) in chunk.iter().zip(&contents) {
+            revisions.push((id, update_content(conn, id, c, None).await?, c));
+        }
+        insert_revisions(conn, backend, &revisions, &now).await?;
     }
     Ok(())
 }
@@ -276,7 +340,7 @@ async fn restore_reappeared(
     let contents: Vec<Content> = edited.iter().map(|r| Content::of(&r.observed)).collect();
     let mut revisions = Vec::with_capacity(edited.len());
     for (r, c) in edited.iter().zip(&contents) {
-        revisions.push((&r.id, update_content(conn, &r.id, c, &now).await?, c));
+        revisions.push((&r.id, update_content(conn, &r.id, c, Some(&now)).await?, c));
     }
     for chunk in revisions.chunks(batch::ROWS) {
         insert_revisions(conn, backend, chunk, &now).await?;
@@ -293,16 +357,17 @@ async fn restore_reappeared(
 
 /// Stores new content on the resource and returns its new revision number
 /// (the caller writes the revision row); the resource is live again afterwards.
+/// `updated` is moved to it when given, else left as it was.
 async fn update_content(
     conn: &mut AnyConnection,
     id: &ResourceId,
     c: &Content,
-    now: &str,
+    updated: Option<&str>,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE resources SET title = $2, link = $3, summary = $4, entry_date = $5, category = $6, \
          category_slug = $7, download = $8, fingerprint = $9, published = COALESCE($10, first_seen), \
-         updated = $11, withdrawn_at = NULL, missing_runs = 0, revision = revision + 1 \
+         updated = COALESCE($11, updated), withdrawn_at = NULL, missing_runs = 0, revision = revision + 1 \
          WHERE id = $1 RETURNING revision",
     )
     .bind(id.0.as_str())
@@ -315,7 +380,7 @@ async fn update_content(
     .bind(c.download.clone())
     .bind(&c.fingerprint)
     .bind(c.dated.clone())
-    .bind(now)
+    .bind(updated)
     .fetch_one(&mut *conn)
     .await
 }
@@ -461,12 +526,13 @@ async fn insert_run(
     at: DateTime<Utc>,
     good: Option<(Counts, usize)>,
     error: &str,
-) -> Result<i64, sqlx::Error> {
+    outcome: &str,
+) -> Result<Option<i64>, sqlx::Error> {
     let (counts, entries) = good.unwrap_or_default();
     sqlx::query_scalar(
         "INSERT INTO source_runs (source, started_at, finished_at, ok, entries, new, changed, \
-         withdrawn, reappeared, unchanged, error) \
-         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+         withdrawn, reappeared, unchanged, error, outcome) \
+         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
     )
     .bind(source)
     .bind(format_time(at))
@@ -478,8 +544,46 @@ async fn insert_run(
     .bind(count(counts.reappeared))
     .bind(count(counts.unchanged))
     .bind(good.is_none().then(|| error.to_owned()))
+    .bind(outcome)
     .fetch_one(&mut *conn)
     .await
+    .map(Some)
+}
+
+/// Completes the row of held run `held` as applied now; `None` when it is not
+/// held any more (accepted or rejected meanwhile). Its snapshot is dropped;
+/// its field summary stays for `runs list`.
+async fn complete_held(
+    conn: &mut AnyConnection,
+    held: i64,
+    outcome: &str,
+    (counts, entries): (Counts, usize),
+    at: DateTime<Utc>,
+) -> Result<Option<i64>, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE source_runs SET ok = 1, outcome = $2, finished_at = $3, entries = $4, new = $5, \
+         changed = $6, withdrawn = $7, reappeared = $8, unchanged = $9 \
+         WHERE id = $1 AND outcome = 'held'",
+    )
+    .bind(held)
+    .bind(outcome)
+    .bind(format_time(at))
+    .bind(count(entries))
+    .bind(count(counts.new))
+    .bind(count(counts.changed))
+    .bind(count(counts.withdrawn))
+    .bind(count(counts.reappeared))
+    .bind(count(counts.unchanged))
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    sqlx::query("UPDATE held_runs SET entries = '[]' WHERE run_id = $1")
+        .bind(held)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(held))
 }
 
 /// Takes the store_meta row for the rest of the transaction: a write that

@@ -19,6 +19,7 @@ const COPY_ORDER: &[&str] = &[
     "revisions",
     "change_events",
     "source_runs",
+    "held_runs",
     "source_state",
     "page_cache",
     "settings",

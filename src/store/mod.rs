@@ -17,6 +17,7 @@ mod outbox;
 mod pages;
 mod resources;
 mod rows;
+mod runs;
 mod subscribers;
 mod upgrade;
 
@@ -28,12 +29,13 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{MigrateError, Migrator};
 
 pub use announcements::{Announcement, LastRun, NewAnnouncement, Route};
-pub use apply::AppliedRun;
+pub use apply::{AppliedRun, RunRecord};
 pub use copy::CopiedTable;
 pub use digests::{RunClaim, WindowEvent};
 pub use outbox::{Claimed, NewMessage, OutboxBacklog, OutboxMessage, QueuedDigest};
 pub use pages::CachedPage;
 pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
+pub use runs::{HeldRun, NewHeldRun, RunRow};
 pub use subscribers::{CategoryChoice, Frequency, NewSubscriber, Subscriber, SubscriberStatus};
 pub use upgrade::identity_digest;
 

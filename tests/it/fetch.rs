@@ -445,7 +445,7 @@ async fn a_body_that_stalls_times_out() {
 }
 
 #[tokio::test]
-async fn a_truncated_body_is_retried_then_reported() {
+async fn issue_13_a_truncated_body_is_retried_then_kept_marked_incomplete() {
     let site = Site::start().await;
     let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n<p>partial".to_vec();
     site.route(
@@ -455,9 +455,11 @@ async fn a_truncated_body_is_retried_then_reported() {
             hang: false,
         },
     );
-    let error = get(policy(&site), &site.url("/lib")).await.unwrap_err();
-    assert!(matches!(error, FetchError::Body { .. }), "{error}");
-    assert_eq!(site.hits("/lib"), 4);
+    let cut = page(get(policy(&site), &site.url("/lib")).await.unwrap());
+    assert_eq!(cut.text, "<p>partial");
+    let reason = cut.incomplete.unwrap();
+    assert!(reason.contains("10 of the 100 bytes"), "{reason}");
+    assert_eq!(site.hits("/lib"), 4, "retried first");
 }
 
 #[tokio::test]

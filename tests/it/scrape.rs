@@ -272,7 +272,7 @@ mod hostile {
         let next = next
             .map(|n| format!("<a rel=\"next\" href=\"{n}\">Next</a>"))
             .unwrap_or_default();
-        format!("<ul>{items}</ul>{next}")
+        format!("<html><body><ul>{items}</ul>{next}</body></html>")
     }
 
     async fn run(site: &Site, max_pages: u32) -> Result<Scrape, SourceError> {
@@ -345,13 +345,19 @@ mod hostile {
     }
 
     #[tokio::test]
-    async fn a_next_link_to_another_origin_fails_the_run() {
+    async fn issue_13_a_next_link_to_another_origin_keeps_what_was_read_as_a_partial_run() {
         let site = Site::start().await;
         let elsewhere = Site::start().await;
         let next = elsewhere.url("/steal").to_string();
         site.route("/library", Reply::html(listing(&["a"], Some(&next))));
-        let error = run(&site, 50).await.unwrap_err();
-        assert!(error.to_string().contains("/steal"), "{error}");
+        let scrape = run(&site, 50).await.unwrap();
+        assert_eq!(titles(&scrape), ["a"]);
+        assert!(
+            scrape.snapshot.partial,
+            "unread pages must not withdraw their entries"
+        );
+        let warning = &scrape.snapshot.warnings[0];
+        assert!(warning.contains("/steal"), "{warning}");
         assert_eq!(
             elsewhere.total_hits(),
             0,
@@ -374,7 +380,7 @@ mod hostile {
     #[tokio::test]
     async fn entries_missing_a_title_or_link_are_warnings_not_items() {
         let site = Site::start().await;
-        let page = "<ul><li><h3></h3></li><li><h3>No link</h3></li><li><h3><a href=\"/r/ok\">ok</a></h3></li></ul>";
+        let page = "<html><body><ul><li><h3></h3></li><li><h3>No link</h3></li><li><h3><a href=\"/r/ok\">ok</a></h3></li></ul></body></html>";
         site.route("/library", Reply::html(page));
         let scrape = run(&site, 50).await.unwrap();
         assert_eq!(titles(&scrape), ["ok"]);
@@ -386,7 +392,7 @@ mod hostile {
         let site = Site::start().await;
         let mut body = b"<ul><li><h3><a href=\"/r/cafe\">Together Caf".to_vec();
         body.extend([0xe9, 0x20, 0x96, 0x20]);
-        body.extend(b"May 2020</a></h3></li></ul>");
+        body.extend(b"May 2020</a></h3></li></ul></body></html>");
         site.route(
             "/library",
             Reply::status(200)

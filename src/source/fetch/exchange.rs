@@ -26,6 +26,8 @@ pub(super) enum Arrival {
         bytes: Vec<u8>,
         content_type: Option<String>,
         validators: Validators,
+        /// Why the body ended early (a `Content-Length` not met), when it did.
+        incomplete: Option<String>,
     },
     NotModified,
 }
@@ -40,6 +42,8 @@ pub(super) enum Step {
 pub(super) struct Failure {
     error: FetchError,
     retry_after: Option<Duration>,
+    /// A body cut short: used, marked incomplete, when no retry does better.
+    partial: Option<Arrival>,
 }
 
 impl From<FetchError> for Failure {
@@ -47,6 +51,7 @@ impl From<FetchError> for Failure {
         Self {
             error,
             retry_after: None,
+            partial: None,
         }
     }
 }
@@ -60,7 +65,12 @@ impl Fetcher {
                 Ok(step) => return Ok(step),
                 Err(failure) => failure,
             };
-            let wait = self.retry_wait(&failure, attempt).ok_or(failure.error)?;
+            let Some(wait) = self.retry_wait(&failure, attempt) else {
+                return match failure.partial {
+                    Some(arrival) => Ok(Step::Arrive(arrival)),
+                    None => Err(failure.error),
+                };
+            };
             tracing::warn!(url = %url, attempt, wait_ms = wait.as_millis(), "retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -92,7 +102,22 @@ impl Fetcher {
             .map_err(|e| FetchError::from_reqwest(url, &e))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(Step::Arrive(read_body(url, response, job).await?));
+            let arrival = read_body(url, response, job).await?;
+            if let Arrival::Body {
+                incomplete: Some(reason),
+                ..
+            } = &arrival
+            {
+                return Err(Failure {
+                    error: FetchError::Body {
+                        url: url.clone(),
+                        reason: reason.clone(),
+                    },
+                    retry_after: None,
+                    partial: Some(arrival),
+                });
+            }
+            return Ok(Step::Arrive(arrival));
         }
         if status == StatusCode::NOT_MODIFIED && job.validators.is_some() {
             return Ok(Step::Arrive(Arrival::NotModified));
@@ -107,6 +132,7 @@ impl Fetcher {
                 status,
             },
             retry_after,
+            partial: None,
         })
     }
 
@@ -160,12 +186,22 @@ async fn read_body(
     let content_type = header_text(response.headers(), header::CONTENT_TYPE);
     let validators = Validators::from_headers(response.headers());
     let limit = usize::try_from(job.max_bytes).unwrap_or(usize::MAX);
+    let declared = response.content_length();
     let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| FetchError::from_reqwest(url, &e))?
-    {
+    let mut incomplete = None;
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            // Part of the page arrived, then the connection ended before the
+            // declared length: keep what came, and say the page is incomplete.
+            // A body that stalls is a timeout, as before: the server is hung.
+            Err(e) if !bytes.is_empty() && !e.is_timeout() => {
+                incomplete = Some(body_cut_short(declared, bytes.len(), &e));
+                break;
+            }
+            Err(e) => return Err(FetchError::from_reqwest(url, &e)),
+        };
         let room = limit - bytes.len();
         if chunk.len() > room {
             if !job.truncate {
@@ -180,7 +216,19 @@ async fn read_body(
         bytes,
         content_type,
         validators,
+        incomplete,
     })
+}
+
+/// Why a body that broke off after `received` bytes is incomplete.
+fn body_cut_short(declared: Option<u64>, received: usize, error: &reqwest::Error) -> String {
+    let cause = super::error::root_cause(error);
+    match declared {
+        Some(length) => format!(
+            "the body ended after {received} of the {length} bytes its Content-Length declared ({cause})"
+        ),
+        None => format!("the body broke off after {received} bytes ({cause})"),
+    }
 }
 
 /// Statuses that carry a `Location` to follow (RFC 9110 15.4).

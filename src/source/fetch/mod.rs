@@ -125,6 +125,8 @@ pub struct Page {
     pub validators: Validators,
     /// The encoding the body was decoded from (WHATWG name, e.g. `windows-1252`).
     pub encoding: &'static str,
+    /// Why the body is incomplete (it ended before its `Content-Length`), when it is.
+    pub incomplete: Option<String>,
 }
 
 /// Fetches the pages of one source run; remembers robots.txt per origin for the run.
@@ -192,6 +194,7 @@ impl Fetcher {
                 bytes,
                 content_type,
                 validators,
+                incomplete,
             } => {
                 let (text, encoding) = decode::decode(&bytes, content_type.as_deref());
                 Fetched::Page(Page {
@@ -199,6 +202,7 @@ impl Fetcher {
                     text,
                     validators,
                     encoding: encoding.name(),
+                    incomplete,
                 })
             }
         })
