@@ -151,7 +151,10 @@ mod tests {
 
     #[test]
     fn control_characters_other_than_tab_and_line_ends_are_removed() {
-        assert_eq!(line("Bell\u{7} and nul\u{0} and del\u{7f}"), "Bell and nul and del");
+        assert_eq!(
+            line("Bell\u{7} and nul\u{0} and del\u{7f}"),
+            "Bell and nul and del"
+        );
         assert_eq!(paragraph("one\ttwo\r\nthree"), "one\ttwo\r\nthree");
     }
 
