@@ -26,6 +26,8 @@ mod digest;
 mod fetch;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
+// The production mail path: STARTTLS, smtps://, AUTH, refused certificates, mail.ca_file.
+mod relay;
 // Several `serve` replicas on one PostgreSQL database, and a SQLite install moved onto it.
 mod replicas;
 // Scraping the fixture library: exact entries, 304s, a broken site, v1 -> v2 changes.
