@@ -22,6 +22,8 @@ mod feeds;
 mod deploy;
 // Digests by email through real SMTP servers: content, unsubscribe, faults, crashes.
 mod digest;
+// The hand-over gate: each final SMTP dot leaves after its outbox mark commits.
+mod handover;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
