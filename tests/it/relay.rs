@@ -102,7 +102,12 @@ async fn starttls_required_with_a_login_delivers_over_tls() {
             relay.port
         );
         announce_arrives_over_tls(&db.url, &relay, &url, Some(USER));
-        assert!(!relay.logins().is_empty(), "the client logged in");
+        let logins = relay.logins();
+        assert!(!logins.is_empty(), "the client logged in");
+        assert!(
+            logins.iter().all(|l| l["mechanism"] == "PLAIN"),
+            "{logins:?}"
+        );
     })
     .await;
 }
@@ -115,11 +120,23 @@ async fn opportunistic_starttls_is_taken_when_the_relay_offers_it() {
 }
 
 #[tokio::test]
-async fn smtps_with_a_login_delivers_over_tls() {
+async fn smtps_with_an_auth_login_delivers_over_tls() {
     on_every_backend(|db| async move {
-        let relay = TlsRelay::start(Mode::Smtps, &Pki::private_ca(), Some((USER, PASSWORD)));
+        let login_only = Some("LOGIN");
+        let relay = TlsRelay::start_offering(
+            Mode::Smtps,
+            &Pki::private_ca(),
+            Some((USER, PASSWORD)),
+            login_only,
+        );
         let url = format!("smtps://{}localhost:{}", login(USER, PASSWORD), relay.port);
         announce_arrives_over_tls(&db.url, &relay, &url, Some(USER));
+        let logins = relay.logins();
+        assert!(!logins.is_empty(), "the client logged in");
+        assert!(
+            logins.iter().all(|l| l["mechanism"] == "LOGIN"),
+            "{logins:?}"
+        );
     })
     .await;
 }

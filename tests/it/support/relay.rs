@@ -109,8 +109,18 @@ pub struct TlsRelay {
 
 impl TlsRelay {
     /// Start a relay with `pki`'s certificate in `mode`, requiring a login
-    /// as `login` (user, password) when given.
+    /// as `login` (user, password) when given, with AUTH PLAIN and LOGIN.
     pub fn start(mode: Mode, pki: &Pki, login: Option<(&str, &str)>) -> Self {
+        Self::start_offering(mode, pki, login, None)
+    }
+
+    /// Like `start`, offering only the AUTH `mechanism` when given.
+    pub fn start_offering(
+        mode: Mode,
+        pki: &Pki,
+        login: Option<(&str, &str)>,
+        mechanism: Option<&str>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let write = |name: &str, text: &str| {
             let path = dir.path().join(name);
@@ -137,6 +147,9 @@ impl TlsRelay {
             .arg(dir.path());
         if let Some((user, password)) = login {
             command.args(["--user", user, "--password", password]);
+        }
+        if let Some(mechanism) = mechanism {
+            command.args(["--only", mechanism]);
         }
         let mut child = command
             .stdin(Stdio::null())
