@@ -459,9 +459,15 @@ impl Relay {
             && let Err(e) = conn.auth(DEFAULT_MECHANISMS, credentials).await
         {
             let _ = conn.abort().await;
-            return Err(Setup::Login(format!(
-                "authentication failed at relay {host}:{port}: {e}"
-            )));
+            let reason = format!("authentication failed at relay {host}:{port}: {e}");
+            // The relay's answer (or no mechanism in common) is a refusal; a
+            // connection lost on the way says nothing about the password.
+            let refused = e.is_permanent() || e.is_transient() || e.is_client();
+            return Err(if refused {
+                Setup::Login(reason)
+            } else {
+                Setup::Other(SendError::Transient(reason))
+            });
         }
         Ok(Conn { smtp: conn, gate })
     }
