@@ -2,11 +2,14 @@
 //! problem collected with its key path so `tidings check` can show them all.
 
 use std::collections::HashSet;
+use std::fs;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use url::Url;
 
 use super::raw::{RawCategory, RawConfig, RawDigest, RawExpect, RawMail, RawSelect, RawSource};
@@ -541,8 +544,17 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
             crate::mail::address::Email::parse(address).map(drop),
         );
     }
+    let ca_file = raw.ca_file.map(PathBuf::from);
+    let extra_roots = match &ca_file {
+        Some(path) => p
+            .take("mail.ca_file", read_ca_file(path))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     Some(MailConfig {
         transport: transport?,
+        ca_file,
+        extra_roots,
         from,
         reply_to: raw.reply_to,
         unsubscribe_mailto: raw.unsubscribe_mailto,
@@ -557,6 +569,30 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         alert_after_failed_sends,
         admins: raw.admins,
     })
+}
+
+/// The certificates of a PEM file, each usable as a trust anchor; at least one.
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let shown = path.display();
+    let pem = fs::read(path).map_err(|e| format!("could not read {shown}: {e}"))?;
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{shown} is not a PEM file of certificates: {e}"))?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "{shown} holds no certificate (expected PEM blocks starting -----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, certificate) in certificates.iter().enumerate() {
+        roots.add(certificate.clone()).map_err(|e| {
+            format!(
+                "certificate {} in {shown} cannot be a trusted root: {e}",
+                i + 1
+            )
+        })?;
+    }
+    Ok(certificates)
 }
 
 /// A mailbox such as `Name <a@b.example>` or `a@b.example`, with nothing that could break a header.

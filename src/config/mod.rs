@@ -209,6 +209,10 @@ pub struct FeedsConfig {
 pub struct MailConfig {
     /// How mail leaves.
     pub transport: MailTransport,
+    /// `mail.ca_file`: a PEM file of extra roots the relay's certificate may chain to.
+    pub ca_file: Option<PathBuf>,
+    /// The certificates read from `ca_file`, trusted besides the compiled-in web roots.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// The `From` header.
     pub from: String,
     /// The `Reply-To` header.

@@ -108,6 +108,7 @@ pub struct RawMail {
     pub transport: Option<String>,
     pub dir: Option<String>,
     pub smtp_url: Option<String>,
+    pub ca_file: Option<String>,
     pub from: Option<String>,
     pub reply_to: Option<String>,
     pub unsubscribe_mailto: Option<String>,

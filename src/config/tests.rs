@@ -296,3 +296,58 @@ expect = { min_entries = 5, max_entries = 2, required = ["title", "when"] }
         "{required}"
     );
 }
+
+/// `der` as a PEM block of `label`.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = text
+        .as_bytes()
+        .chunks(64)
+        .map(|line| std::str::from_utf8(line).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+#[test]
+fn ca_file_adds_its_certificates_or_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_ca =
+        |path: &std::path::Path| format!("[mail]\nca_file = {:?}\n", path.display().to_string());
+    let roots = dir.path().join("roots.pem");
+    let one = rcgen::generate_simple_self_signed(vec!["relay.example.org".into()]).unwrap();
+    let two = rcgen::generate_simple_self_signed(vec!["other.example.org".into()]).unwrap();
+    let text = format!(
+        "{}{}",
+        pem("CERTIFICATE", one.cert.der()),
+        pem("CERTIFICATE", two.cert.der())
+    );
+    std::fs::write(&roots, text).unwrap();
+    let config = from_toml(&with_ca(&roots), &no_env).unwrap();
+    assert_eq!(
+        config.mail.extra_roots,
+        [one.cert.der().clone(), two.cert.der().clone()]
+    );
+    assert_eq!(config.mail.ca_file.as_deref(), Some(roots.as_path()));
+    assert!(from_toml("", &no_env).unwrap().mail.extra_roots.is_empty());
+
+    let missing = dir.path().join("missing.pem");
+    let key_only = dir.path().join("key.pem");
+    std::fs::write(&key_only, pem("PRIVATE KEY", &one.key_pair.serialize_der())).unwrap();
+    let not_a_certificate = dir.path().join("junk.pem");
+    std::fs::write(&not_a_certificate, pem("CERTIFICATE", b"not DER at all")).unwrap();
+    for (path, expected) in [
+        (&missing, "could not read"),
+        (&key_only, "holds no certificate"),
+        (&not_a_certificate, "cannot be a trusted root"),
+    ] {
+        let problems = problems_of(&with_ca(path));
+        assert_eq!(keys(&problems), ["mail.ca_file"], "{problems:?}");
+        let message = &problems[0].message;
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+    }
+}

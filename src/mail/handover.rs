@@ -236,43 +236,123 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
     use tokio::sync::oneshot;
 
+    use std::sync::atomic::AtomicUsize;
+
     use super::*;
 
     /// A gated client stream and the server's end of the connection.
     async fn connected() -> (GatedStream, Gate, TcpStream) {
+        let (stream, gate, server, _) = connected_tapped().await;
+        (stream, gate, server)
+    }
+
+    /// Like `connected`, with a count of the bytes that passed the gate
+    /// into the socket (the gated stream's inner side).
+    async fn connected_tapped() -> (GatedStream, Gate, TcpStream, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
         let gate = Gate::default();
-        let stream = GatedStream::new(Box::new(client.unwrap()), gate.clone());
-        (stream, gate, accepted.unwrap().0)
+        let written = Arc::new(AtomicUsize::new(0));
+        let tap = Tap {
+            inner: client.unwrap(),
+            written: Arc::clone(&written),
+        };
+        let stream = GatedStream::new(Box::new(tap), gate.clone());
+        (stream, gate, accepted.unwrap().0, written)
     }
 
-    /// What the server's end can read within 200 ms (empty if nothing came).
-    async fn read_available<S: AsyncRead + Unpin>(server: &mut S) -> Vec<u8> {
-        let mut buf = vec![0; 1024];
-        match tokio::time::timeout(Duration::from_millis(200), server.read(&mut buf)).await {
-            Ok(n) => buf[..n.unwrap()].to_vec(),
-            Err(_) => Vec::new(),
+    /// A socket that counts what is written into it.
+    #[derive(Debug)]
+    struct Tap {
+        inner: TcpStream,
+        written: Arc<AtomicUsize>,
+    }
+
+    impl AsyncTokioStream for Tap {
+        fn peer_addr(&self) -> io::Result<SocketAddr> {
+            self.inner.peer_addr()
         }
     }
 
+    impl AsyncRead for Tap {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl AsyncWrite for Tap {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+            self.written.fetch_add(n, Ordering::SeqCst);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    /// Bounds a wait on an event, so a test that would hang fails instead.
+    const EVENT: Duration = Duration::from_secs(10);
+
+    /// The next `n` bytes the server's end receives.
+    async fn read_exactly<S: AsyncRead + Unpin>(server: &mut S, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        tokio::time::timeout(EVENT, server.read_exact(&mut buf))
+            .await
+            .expect("the bytes arrive")
+            .unwrap();
+        buf
+    }
+
+    /// Everything the server's end receives until the client closes.
+    async fn read_to_close<S: AsyncRead + Unpin>(server: &mut S) -> Vec<u8> {
+        let mut buf = Vec::new();
+        tokio::time::timeout(EVENT, server.read_to_end(&mut buf))
+            .await
+            .expect("the client closes")
+            .unwrap();
+        buf
+    }
+
     /// Writes a body and then a dot through `stream` with `gate` armed: the
-    /// body reaches `server` at once, the dot only after the record is written.
-    async fn the_dot_waits_for_the_record<C, S>(mut stream: C, gate: Gate, mut server: S)
-    where
+    /// body reaches `server` at once; while the record runs, not one byte
+    /// more passes the gate (`written` counts them); once it is written the
+    /// dot arrives.
+    async fn the_dot_waits_for_the_record<C, S>(
+        mut stream: C,
+        gate: Gate,
+        mut server: S,
+        written: Arc<AtomicUsize>,
+    ) where
         C: AsyncWrite + Unpin + Send + 'static,
         S: AsyncRead + Unpin,
     {
+        let (started, recording) = oneshot::channel::<()>();
         let (recorded, record) = oneshot::channel::<bool>();
-        let hand_over = HandOver::new(async move { Ok(record.await.unwrap()) });
+        let hand_over = HandOver::new(async move {
+            started.send(()).unwrap();
+            Ok(record.await.unwrap())
+        });
         gate.arm(Arc::clone(&hand_over));
-        stream.write_all(b"Subject: hi\r\n\r\nbody").await.unwrap();
+        let body = b"Subject: hi\r\n\r\nbody";
+        stream.write_all(body).await.unwrap();
         stream.flush().await.unwrap();
-        assert_eq!(
-            read_available(&mut server).await,
-            b"Subject: hi\r\n\r\nbody"
-        );
+        assert_eq!(read_exactly(&mut server, body.len()).await, body);
+        let before_the_dot = written.load(Ordering::SeqCst);
 
         // The stream comes back so that it is not dropped (closed) before the last read.
         let dot = tokio::spawn(async move {
@@ -280,21 +360,27 @@ mod tests {
             stream.flush().await.unwrap();
             stream
         });
-        assert!(
-            read_available(&mut server).await.is_empty(),
+        // The dot's write has reached the gate, which is running the record.
+        tokio::time::timeout(EVENT, recording)
+            .await
+            .expect("the gate starts the record")
+            .unwrap();
+        assert_eq!(
+            written.load(Ordering::SeqCst),
+            before_the_dot,
             "the dot left early"
         );
         assert_eq!(hand_over.state(), HandOverState::Waiting);
         recorded.send(true).unwrap();
         let _stream = dot.await.unwrap();
-        assert_eq!(read_available(&mut server).await, b"\r\n.\r\n");
+        assert_eq!(read_exactly(&mut server, 5).await, b"\r\n.\r\n");
         assert!(hand_over.released());
     }
 
     #[tokio::test]
     async fn the_dot_waits_for_the_record_and_the_body_does_not() {
-        let (stream, gate, server) = connected().await;
-        the_dot_waits_for_the_record(stream, gate, server).await;
+        let (stream, gate, server, written) = connected_tapped().await;
+        the_dot_waits_for_the_record(stream, gate, server, written).await;
     }
 
     /// A TLS client over a gated stream (as lettre's STARTTLS layer sits on
@@ -303,6 +389,7 @@ mod tests {
         tokio_rustls::client::TlsStream<GatedStream>,
         Gate,
         tokio_rustls::server::TlsStream<TcpStream>,
+        Arc<AtomicUsize>,
     ) {
         let rcgen::CertifiedKey { cert, key_pair } =
             rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -321,18 +408,18 @@ mod tests {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let (plain, gate, server) = connected().await;
+        let (plain, gate, server, written) = connected_tapped().await;
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let client = tokio_rustls::TlsConnector::from(Arc::new(client_config)).connect(name, plain);
         let server = tokio_rustls::TlsAcceptor::from(Arc::new(server_config)).accept(server);
         let (client, server) = tokio::join!(client, server);
-        (client.unwrap(), gate, server.unwrap())
+        (client.unwrap(), gate, server.unwrap(), written)
     }
 
     #[tokio::test]
     async fn under_tls_the_dot_s_record_waits_for_the_hand_over() {
-        let (stream, gate, server) = connected_over_tls().await;
-        the_dot_waits_for_the_record(stream, gate, server).await;
+        let (stream, gate, server, written) = connected_over_tls().await;
+        the_dot_waits_for_the_record(stream, gate, server, written).await;
     }
 
     #[tokio::test]
@@ -349,7 +436,8 @@ mod tests {
             let refused = stream.write_all(b"\r\n.\r\n").await;
             assert!(refused.is_err(), "{state:?}");
             assert_eq!(hand_over.state(), state);
-            assert_eq!(read_available(&mut server).await, b"body");
+            drop(stream);
+            assert_eq!(read_to_close(&mut server).await, b"body");
         }
     }
 
@@ -364,7 +452,8 @@ mod tests {
         stream.write_all(b"QUIT\r\n").await.unwrap();
         stream.flush().await.unwrap();
         stream.write_all(b"more").await.unwrap();
-        assert_eq!(read_available(&mut server).await, b"EHLO x\r\nQUIT\r\nmore");
+        drop(stream);
+        assert_eq!(read_to_close(&mut server).await, b"EHLO x\r\nQUIT\r\nmore");
         assert_eq!(never.state(), HandOverState::Waiting);
     }
 

@@ -62,8 +62,9 @@ pub enum SendError {
     /// suppressing the address.
     #[error("{0}")]
     Refused(String),
-    /// Do not retry: another 5xx (to `MAIL FROM`, to `DATA`, to the login),
-    /// with the server's words; not the recipient's doing.
+    /// Do not retry: another 5xx (to `MAIL FROM`, to `DATA`), with the
+    /// server's words; not the recipient's doing. A refused login is
+    /// `Transient`: the messages wait for the password to be put right.
     #[error("{0}")]
     Permanent(String),
     /// The final dot went out but no answer came: the server may have the
@@ -106,15 +107,22 @@ impl std::fmt::Debug for Mailer {
 
 impl Mailer {
     /// A mailer for `config`: a pool of up to `concurrency` idle SMTP
-    /// connections (plain, STARTTLS or TLS and credentials from the URL, each
-    /// TCP connect bounded by `timeout`), or a folder.
+    /// connections (plain, STARTTLS or TLS and credentials from the URL,
+    /// `ca_file`'s roots trusted besides the web's, each TCP connect bounded
+    /// by `timeout`), or a folder.
     pub fn new(config: &MailConfig) -> Result<Self, MailError> {
         let transport = match &config.transport {
             MailTransport::File { dir } => Transport::File(dir.clone()),
             MailTransport::Smtp { url } => {
                 let idle = config.concurrency as usize;
-                let pool =
-                    SmtpPool::new(url, idle, config.timeout).map_err(MailError::Transport)?;
+                let pool = SmtpPool::new(
+                    url,
+                    idle,
+                    config.timeout,
+                    &config.extra_roots,
+                    config.retry_base,
+                )
+                .map_err(MailError::Transport)?;
                 Transport::Smtp(Arc::new(pool))
             }
         };

@@ -5,6 +5,11 @@
 //! Each connection's stream carries a `handover::Gate` that holds a message's
 //! final dot until its hand-over is recorded. Bounding each send in time is
 //! the caller's (`Mailer::send`).
+//!
+//! Certificates are checked against webpki's roots plus `mail.ca_file`'s.
+//! A relay that refuses the login is not asked again for `mail.retry_base_s`:
+//! sends in that time fail at once with its answer, so a wrong password costs
+//! one failed login per pause, not one per message.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,14 +20,17 @@ use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::{SMTP_PORT, SUBMISSION_PORT, SUBMISSIONS_PORT};
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
-use tracing::debug;
+use tracing::{debug, warn};
 use url::{Host, Url};
 
 use super::SendError;
@@ -39,6 +47,10 @@ pub(crate) struct SmtpPool {
     relay: Relay,
     idle: Mutex<Vec<Idle>>,
     max_idle: usize,
+    /// The relay's last refusal of the login, and when; cleared by a success.
+    refused_login: Mutex<Option<(Instant, String)>>,
+    /// How long a refused login keeps the pool from trying again.
+    login_pause: Duration,
 }
 
 /// A connection and the gate in its stream.
@@ -54,16 +66,22 @@ struct Idle {
 
 impl SmtpPool {
     /// A pool for `url` (lettre's URL rules, see `Relay::from_url`), keeping at
-    /// most `max_idle` idle connections; `connect_timeout` bounds each TCP connect.
+    /// most `max_idle` idle connections, trusting `extra_roots` besides the
+    /// web's; `connect_timeout` bounds each TCP connect; a refused login
+    /// stops new connections for `login_pause`.
     pub(crate) fn new(
         url: &str,
         max_idle: usize,
         connect_timeout: Duration,
+        extra_roots: &[CertificateDer<'static>],
+        login_pause: Duration,
     ) -> Result<Self, String> {
         Ok(Self {
-            relay: Relay::from_url(url, connect_timeout)?,
+            relay: Relay::from_url(url, connect_timeout, extra_roots)?,
             idle: Mutex::new(Vec::new()),
             max_idle,
+            refused_login: Mutex::new(None),
+            login_pause,
         })
     }
 
@@ -88,12 +106,37 @@ impl SmtpPool {
                 }
             }
         }
-        let mut conn = self.relay.connect().await?;
+        let mut conn = self.connect().await?;
         if let Err(e) = mail_from(&mut conn.smtp, envelope, message).await {
             discard(conn);
             return Err(e);
         }
         finish(conn).await
+    }
+
+    /// A new connection, unless the relay refused the login less than
+    /// `login_pause` ago: then that refusal again, without asking.
+    async fn connect(&self) -> Result<Conn, SendError> {
+        if let Some((at, reason)) = &*lock(&self.refused_login)
+            && at.elapsed() < self.login_pause
+        {
+            let pause = self.login_pause.as_secs();
+            return Err(SendError::Transient(format!(
+                "{reason} (not trying to log in again within {pause} s)"
+            )));
+        }
+        match self.relay.connect().await {
+            Ok(conn) => {
+                *lock(&self.refused_login) = None;
+                Ok(conn)
+            }
+            Err(Setup::Login(reason)) => {
+                warn!(error = %reason, "the relay refused the login; pausing new connections");
+                *lock(&self.refused_login) = Some((Instant::now(), reason.clone()));
+                Err(SendError::Transient(reason))
+            }
+            Err(Setup::Other(e)) => Err(e),
+        }
     }
 
     /// Says `QUIT` on every idle connection and closes it.
@@ -154,9 +197,21 @@ impl SmtpPool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        // The list stays consistent whatever panicked while holding it.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.idle)
     }
+}
+
+/// The value stays consistent whatever panicked while holding it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why a new connection could not be used.
+enum Setup {
+    /// The relay refused the login (AUTH), or offered no way to log in.
+    Login(String),
+    /// Anything else: connecting, TLS, the greeting.
+    Other(SendError),
 }
 
 /// `MAIL FROM`, with SMTPUTF8 / 8BITMIME when the envelope or body need them
@@ -321,8 +376,13 @@ impl Relay {
     /// Reads `url` with the rules of lettre 0.11's `from_url`: the scheme and
     /// `tls` parameter choose `Security` and the default port; a path names the
     /// EHLO host; a user with a password gives credentials (AUTH PLAIN or
-    /// LOGIN), percent-decoded. Certificates are checked against webpki's roots.
-    fn from_url(text: &str, connect_timeout: Duration) -> Result<Self, String> {
+    /// LOGIN), percent-decoded. Certificates are checked against webpki's
+    /// roots and `extra_roots`.
+    fn from_url(
+        text: &str,
+        connect_timeout: Duration,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Result<Self, String> {
         let url = Url::parse(text).map_err(|e| e.to_string())?;
         let host = match url.host() {
             Some(Host::Ipv6(ip)) => ip.to_string(),
@@ -336,11 +396,14 @@ impl Relay {
         let (default_port, security) = match (url.scheme(), tls.as_deref()) {
             ("smtp", None) => (SMTP_PORT, Security::Plain),
             ("smtp", Some(mode @ ("required" | "opportunistic"))) => {
-                let params = TlsParameters::new(host.clone()).map_err(|e| e.to_string())?;
+                let params = starttls_parameters(&host, extra_roots)?;
                 let required = mode == "required";
                 (SUBMISSION_PORT, Security::StartTls { params, required })
             }
-            ("smtps", _) => (SUBMISSIONS_PORT, Security::Implicit(implicit_tls_config()?)),
+            ("smtps", _) => {
+                let config = implicit_tls_config(extra_roots)?;
+                (SUBMISSIONS_PORT, Security::Implicit(config))
+            }
             (scheme, tls) => {
                 return Err(format!(
                     "unknown scheme {scheme:?} or tls parameter {tls:?}"
@@ -363,30 +426,48 @@ impl Relay {
 
     /// A connection that has said EHLO, secured and authenticated as configured.
     /// Its gate sees plain text, or under STARTTLS the TLS records lettre writes.
-    async fn connect(&self) -> Result<Conn, SendError> {
-        let tcp = self.tcp().await?;
+    /// Every error names the relay.
+    async fn connect(&self) -> Result<Conn, Setup> {
+        let (host, port) = (&self.host, self.port);
+        let tcp = self.tcp().await.map_err(Setup::Other)?;
         let stream: Box<dyn AsyncTokioStream> = match &self.security {
-            Security::Implicit(config) => {
-                Box::new(ImplicitTls::handshake(config, &self.host, tcp).await?)
-            }
+            Security::Implicit(config) => Box::new(
+                ImplicitTls::handshake(config, host, port, tcp)
+                    .await
+                    .map_err(Setup::Other)?,
+            ),
             Security::Plain | Security::StartTls { .. } => Box::new(tcp),
         };
         let gate = Gate::default();
         let stream = Box::new(GatedStream::new(stream, gate.clone()));
+        let at_relay = |what: &str, e: &lettre::transport::smtp::Error| {
+            with_reason(classify(e), |r| {
+                format!("{what} relay {host}:{port} failed: {r}")
+            })
+        };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(|e| Setup::Other(at_relay("greeting the", &e)))?;
         if let Security::StartTls { params, required } = &self.security
             && (*required || conn.can_starttls())
         {
             conn.starttls(params.clone(), &self.hello)
                 .await
-                .map_err(|e| classify(&e))?;
+                .map_err(|e| Setup::Other(at_relay("STARTTLS with the", &e)))?;
         }
-        if let Some(credentials) = &self.credentials {
-            conn.auth(DEFAULT_MECHANISMS, credentials)
-                .await
-                .map_err(|e| classify(&e))?;
+        if let Some(credentials) = &self.credentials
+            && let Err(e) = conn.auth(DEFAULT_MECHANISMS, credentials).await
+        {
+            let _ = conn.abort().await;
+            let reason = format!("authentication failed at relay {host}:{port}: {e}");
+            // The relay's answer (or no mechanism in common) is a refusal; a
+            // connection lost on the way says nothing about the password.
+            let refused = e.is_permanent() || e.is_transient() || e.is_client();
+            return Err(if refused {
+                Setup::Login(reason)
+            } else {
+                Setup::Other(SendError::Transient(reason))
+            });
         }
         Ok(Conn { smtp: conn, gate })
     }
@@ -435,11 +516,40 @@ fn credentials(url: &Url) -> Result<Option<Credentials>, String> {
     )))
 }
 
-/// lettre's rustls setup for its own TLS: ring, TLS 1.2 and 1.3, webpki roots.
-fn implicit_tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+/// The same error, its text rewritten by `f`.
+fn with_reason(e: SendError, f: impl FnOnce(&str) -> String) -> SendError {
+    match e {
+        SendError::Transient(r) => SendError::Transient(f(&r)),
+        SendError::Refused(r) => SendError::Refused(f(&r)),
+        SendError::Permanent(r) => SendError::Permanent(f(&r)),
+        SendError::Unconfirmed(r) => SendError::Unconfirmed(f(&r)),
+    }
+}
+
+/// lettre's STARTTLS setup (rustls, webpki roots) plus `extra_roots`.
+fn starttls_parameters(
+    host: &str,
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(host.to_owned());
+    for root in extra_roots {
+        let certificate = Certificate::from_der(root.to_vec()).map_err(|e| e.to_string())?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build_rustls().map_err(|e| e.to_string())
+}
+
+/// lettre's rustls setup for its own TLS: ring, TLS 1.2 and 1.3, webpki
+/// roots, plus `extra_roots`.
+fn implicit_tls_config(
+    extra_roots: &[CertificateDer<'static>],
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for root in extra_roots {
+        roots.add(root.clone()).map_err(|e| e.to_string())?;
+    }
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| e.to_string())?
@@ -456,9 +566,12 @@ impl ImplicitTls {
     async fn handshake(
         config: &Arc<rustls::ClientConfig>,
         host: &str,
+        port: u16,
         tcp: TcpStream,
     ) -> Result<Self, SendError> {
-        let failed = |e: String| SendError::Transient(format!("tls error with {host}: {e}"));
+        let failed = |e: String| {
+            SendError::Transient(format!("TLS with the relay {host}:{port} failed: {e}"))
+        };
         let name = rustls::pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| failed(e.to_string()))?;
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
@@ -509,7 +622,7 @@ mod tests {
     use super::*;
 
     fn relay(url: &str) -> Relay {
-        Relay::from_url(url, Duration::from_secs(1)).unwrap()
+        Relay::from_url(url, Duration::from_secs(1), &[]).unwrap()
     }
 
     #[test]
@@ -535,8 +648,8 @@ mod tests {
         let implicit = relay("smtps://mail.example.org");
         assert!(matches!(implicit.security, Security::Implicit(_)));
         assert_eq!(implicit.port, 465);
-        assert!(Relay::from_url("smtp://h?tls=maybe", Duration::ZERO).is_err());
-        assert!(Relay::from_url("http://h", Duration::ZERO).is_err());
+        assert!(Relay::from_url("smtp://h?tls=maybe", Duration::ZERO, &[]).is_err());
+        assert!(Relay::from_url("http://h", Duration::ZERO, &[]).is_err());
     }
 
     #[test]

@@ -26,10 +26,14 @@ mod digest;
 mod held;
 // Hostile text and long links: clean in store, pages, feeds and mail; migration 0009; plain logs.
 mod hygiene;
+// The hand-over gate: each final SMTP dot leaves after its outbox mark commits.
+mod handover;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
+// The production mail path: STARTTLS, smtps://, AUTH, refused certificates, mail.ca_file.
+mod relay;
 // Several `serve` replicas on one PostgreSQL database, and a SQLite install moved onto it.
 mod replicas;
 // Scraping the fixture library: exact entries, 304s, a broken site, v1 -> v2 changes.

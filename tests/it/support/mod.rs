@@ -14,6 +14,8 @@ pub mod fixture_site;
 pub mod postgres;
 /// A PostgreSQL server of the test's own, to stop and start.
 pub mod private_pg;
+/// A TLS relay with a login (aiosmtpd), on certificates made by the test.
+pub mod relay;
 /// A programmable HTTP server on loopback.
 pub mod site;
 /// SMTP servers on loopback: aiosmtpd (Maildir) and Postfix smtp-sink.
