@@ -1,5 +1,5 @@
 //! Entry -> category: the category a source gives wins; otherwise the
-//! `[[categories]]` word rules (DESIGN.md) are tried on the title, then on the
+//! `[[categories]]` word rules are tried on the title, then on the
 //! summary, else "Other". Reading the rules from `tidings.toml` is `config`'s job;
 //! this module only matches them.
 

@@ -373,7 +373,7 @@ pub(crate) struct Applied {
 }
 
 /// Announces the run's new resources in `announce = true` categories, except
-/// on the source's first successful run (DESIGN.md: a baseline announces nothing).
+/// on the source's first successful run (a baseline announces nothing).
 async fn announce_new(ctx: Context<'_>, applied: &Applied) -> usize {
     let Some(announcer) = ctx.announcer else {
         return 0;

@@ -1,7 +1,7 @@
 //! Tidings turns a resource library into RSS and Atom feeds and email.
 //!
 //! Data flows source -> snapshot -> reconcile -> store -> feeds / mail; each
-//! module below owns one step (see DESIGN.md and README.md).
+//! module below owns one step (README.md, Layout).
 
 /// Operator alerts about failing sources.
 pub mod alerts;

@@ -15,7 +15,8 @@ use url::Url;
 pub struct CategorySlug(String);
 
 impl CategorySlug {
-    /// Slug of a display name, by the rule in DESIGN.md ("Strategies and plans" → `strategies-and-plans`).
+    /// Slug of a display name: lower-cased, each run of characters other than
+    /// `a-z0-9` one `-`, trimmed ("Strategies and plans" → `strategies-and-plans`).
     pub fn from_name(name: &str) -> Self {
         let mut slug = String::with_capacity(name.len());
         let mut pending_dash = false;

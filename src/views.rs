@@ -1,4 +1,4 @@
-//! The JSON shapes scripts rely on (DESIGN.md), shared by the CLI's `--json`
+//! The JSON shapes scripts rely on (docs/json.md), shared by the CLI's `--json`
 //! output and the HTTP API so the two can never drift apart.
 
 use chrono::{DateTime, SecondsFormat, Utc};

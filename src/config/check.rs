@@ -23,6 +23,7 @@ use crate::hold::HoldLimits;
 use crate::model::{Category, CategorySlug};
 use crate::reconcile::FIELDS;
 use crate::schedule::Schedule;
+use crate::source::fetch;
 use crate::source::select::FieldSelector;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -333,11 +334,11 @@ fn check_html(key: &str, raw: RawSource, p: &mut Problems) -> Option<HtmlSourceC
     if max_pages == 0 {
         p.add(format!("{key}.max_pages"), "must be at least 1");
     }
-    let timeout_s = raw.timeout_s.unwrap_or(30);
+    let timeout_s = raw.timeout_s.unwrap_or(fetch::DEFAULT_TIMEOUT.as_secs());
     if timeout_s == 0 {
         p.add(format!("{key}.timeout_s"), "must be at least 1");
     }
-    let max_bytes = raw.max_bytes.unwrap_or(5_000_000);
+    let max_bytes = raw.max_bytes.unwrap_or(fetch::DEFAULT_MAX_BYTES);
     if max_bytes < 1024 {
         p.add(format!("{key}.max_bytes"), "must be at least 1024");
     }
@@ -345,7 +346,9 @@ fn check_html(key: &str, raw: RawSource, p: &mut Problems) -> Option<HtmlSourceC
         url: url?,
         select: select?,
         max_pages,
-        page_pause: Duration::from_millis(raw.page_pause_ms.unwrap_or(1000)),
+        page_pause: raw
+            .page_pause_ms
+            .map_or(fetch::DEFAULT_PAGE_PAUSE, Duration::from_millis),
         timeout: Duration::from_secs(timeout_s),
         max_bytes,
     })

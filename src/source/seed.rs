@@ -1,5 +1,5 @@
 //! Seed text files -> entries: a library page as a person would copy it (see
-//! "Seed text files" in DESIGN.md). `parse_seed_text` is pure over `&str`;
+//! "Seed files" in the README). `parse_seed_text` is pure over `&str`;
 //! `read_seed_source` reads a file or a folder of `*.txt` files into a `Snapshot`.
 //! Categories are left to `categorize`, identity and fingerprints to `reconcile`.
 

@@ -22,14 +22,18 @@ pub use error::FetchError;
 use exchange::{Arrival, Job, Step};
 use robots::Robots;
 
-/// Default cap on a page body, after decompression (DESIGN.md: 5 MB).
-pub const DEFAULT_MAX_BYTES: u64 = 5 * 1024 * 1024;
+/// Default cap on a page body, after decompression (`sources[].max_bytes`).
+pub const DEFAULT_MAX_BYTES: u64 = 5_000_000;
+/// Default limit on one exchange (`sources[].timeout_s`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default least time between two pages (`sources[].page_pause_ms`).
+pub const DEFAULT_PAGE_PAUSE: Duration = Duration::from_millis(1000);
 /// Redirect hops followed before giving up (RFC 9110 15.4 suggests a limit; 5 is common).
 pub const MAX_REDIRECTS: usize = 5;
 /// `Accept` sent with every page request.
 const ACCEPT_HTML: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
 
-/// The User-Agent for `contact` (DESIGN.md `site.contact`): `Tidings/{version} (+{contact})`.
+/// The User-Agent for `contact` (`site.contact`): `Tidings/{version} (+{contact})`.
 pub fn user_agent(contact: &str) -> String {
     format!("Tidings/{} (+{contact})", env!("CARGO_PKG_VERSION"))
 }
@@ -62,11 +66,11 @@ pub struct FetchPolicy {
 }
 
 impl FetchPolicy {
-    /// The defaults of DESIGN.md for a source reachable at `allowed_origins`.
+    /// The documented defaults (README, Scraping) for a source reachable at `allowed_origins`.
     pub fn new(contact: &str, allowed_origins: Vec<Origin>) -> Self {
         Self {
             user_agent: user_agent(contact),
-            timeout: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
             connect_timeout: Duration::from_secs(10),
             max_bytes: DEFAULT_MAX_BYTES,
             allowed_origins,
@@ -74,7 +78,7 @@ impl FetchPolicy {
             retry_base: Duration::from_millis(500),
             max_retry_wait: Duration::from_secs(60),
             honour_robots: true,
-            page_pause: Duration::from_millis(1000),
+            page_pause: DEFAULT_PAGE_PAUSE,
             clock: std::sync::Arc::new(SystemClock),
         }
     }
@@ -227,7 +231,8 @@ impl Fetcher {
         })
     }
 
-    /// Refuse anything but http(s) at an allowed origin (DESIGN.md guarantees).
+    /// Refuse anything but http(s) at an allowed origin: nothing a source sends
+    /// may reach an address the config did not name.
     fn check_allowed(&self, url: &Url) -> Result<(), FetchError> {
         let web = matches!(url.scheme(), "http" | "https");
         if web && self.policy.allowed_origins.contains(&url.origin()) {
