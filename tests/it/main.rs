@@ -24,6 +24,9 @@ mod deploy;
 mod digest;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
+// Hostile clients: sign-in bursts, sessions after sign-out, slow and idle
+// connections, database outages.
+mod hostile;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
 // Several `serve` replicas on one PostgreSQL database, and a SQLite install moved onto it.
