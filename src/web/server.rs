@@ -7,11 +7,14 @@
 //! - Between requests a connection may wait `server.idle_timeout_s`; a
 //!   response the client stops reading is dropped after that long too.
 //! - A request is answered within `server.request_timeout_s` (503 after).
-//! - At most `server.max_connections` are open (lowered to fit the
-//!   open-file limit). A new connection at the limit takes the place of the
-//!   connection that has waited longest without a request; when every
-//!   connection is answering a request, the new one gets a 503 and is
-//!   closed. Both are counted in `/metrics` and logged at most every 10 s.
+//! - At most `server.max_connections` are kept open (lowered to fit the
+//!   open-file limit). A new connection over the limit is served at once and
+//!   the connection that has waited longest without a request is closed to
+//!   make room; while every connection is answering a request (or a burst
+//!   outpaces the closing), up to `OVER_LIMIT` more are let in and up to
+//!   `WAITING_AT_ONCE` wait a second for a slot, and then new ones get a 503
+//!   and are closed. Both are counted in `/metrics` and logged at most every
+//!   10 s.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -40,16 +43,20 @@ use tracing::{info, warn};
 use crate::config::ServerConfig;
 use crate::metrics;
 
-/// File descriptors kept back from connections: the database pools, the
-/// SMTP connections, log and template files, and new connections waiting
-/// for the slot of one they displaced.
-const RESERVED_FILES: u64 = 128;
-/// New connections waiting at once for the slot of one they displaced.
-const TAKEOVERS_AT_ONCE: usize = 64;
-/// How often a watched connection rechecks its deadlines at least.
-const WATCH_TICK: Duration = Duration::from_millis(250);
-/// How long a new connection at the limit waits for the one it displaced.
-const TAKEOVER_WAIT: Duration = Duration::from_secs(1);
+/// File descriptors kept back from connections: 64 for the database pools,
+/// the SMTP connections, log and template files, plus the connections over
+/// the limit and those waiting for a slot.
+const RESERVED_FILES: u64 = 64 + (OVER_LIMIT + WAITING_AT_ONCE) as u64;
+/// Connections let in over the limit at most: new ones whose displaced
+/// connection is still closing, or arriving while every connection is busy.
+const OVER_LIMIT: usize = 64;
+/// New connections that wait (at most `SLOT_WAIT`) for a slot when even the
+/// room over the limit is taken, as in a burst of hundreds at once.
+const WAITING_AT_ONCE: usize = 128;
+/// How long such a connection waits before it is refused.
+const SLOT_WAIT: Duration = Duration::from_secs(1);
+/// Connections told to close at most for each new one over the limit.
+const MAKE_ROOM_AT_ONCE: usize = 4;
 /// Log lines about refused or shed connections at most this often.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// What a connection refused at the limit is told before it is closed.
@@ -107,6 +114,24 @@ impl Bounds {
             request_timeout: server.request_timeout,
         }
     }
+}
+
+/// Connections the kernel may hold for `accept` (capped by
+/// `net.core.somaxconn`): a burst of clients reconnecting at once must not
+/// overflow the queue, or the kernel drops their SYNs and even a well-behaved
+/// client waits a second to retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `address` with a deep accept queue.
+pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// The soft open-file limit of this process (Linux: `/proc/self/limits`).
@@ -198,23 +223,35 @@ impl Activity {
         })
     }
 
-    /// Why the connection must close now, if it must.
-    fn overdue(&self, bounds: &Bounds) -> Option<&'static str> {
+    /// Why the connection must close now, if it must; else how long until
+    /// it should be looked at again. Activity only moves its deadlines later,
+    /// except a request's first byte, which starts the header deadline: never
+    /// sooner than `header_timeout` from now, so no wait is longer than that.
+    fn check(&self, bounds: &Bounds) -> Result<Duration, &'static str> {
+        let header_ms = millis(bounds.header_timeout);
         if self.busy.load(Ordering::Relaxed) > 0 {
-            return None;
+            return Ok(bounds.header_timeout);
         }
         let now = self.epoch.now();
         let head = self.head_started.load(Ordering::Relaxed);
-        let header_ms = millis(bounds.header_timeout);
-        if head != 0 && now.saturating_sub(head) >= header_ms {
-            return Some("header_timeout");
+        if head != 0 {
+            let due = head.saturating_add(header_ms);
+            return if now >= due {
+                Err("header_timeout")
+            } else {
+                Ok(Duration::from_millis(due - now))
+            };
         }
         let quiet_since = self
             .idle_since
             .load(Ordering::Relaxed)
             .max(self.last_io.load(Ordering::Relaxed));
-        (head == 0 && now.saturating_sub(quiet_since) >= millis(bounds.idle_timeout))
-            .then_some("idle")
+        let due = quiet_since.saturating_add(millis(bounds.idle_timeout));
+        if now >= due {
+            Err("idle")
+        } else {
+            Ok(Duration::from_millis((due - now).min(header_ms)))
+        }
     }
 }
 
@@ -378,8 +415,9 @@ pub async fn serve(
         displaced_log: RareLog::new(),
         refused_log: RareLog::new(),
     });
-    let slots = Arc::new(Semaphore::new(bounds.max_connections));
-    let takeovers = Arc::new(Semaphore::new(TAKEOVERS_AT_ONCE));
+    let capacity = bounds.max_connections + OVER_LIMIT;
+    let slots = Arc::new(Semaphore::new(capacity));
+    let waiting = Arc::new(Semaphore::new(WAITING_AT_ONCE));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -396,35 +434,21 @@ pub async fn serve(
                 }
             },
         };
+        // Served at once, even over the limit (up to `OVER_LIMIT`), so a new
+        // client never waits for the connection it displaces to close.
         let shared = shared.clone();
         let stop = stop_rx.clone();
-        if let Ok(permit) = slots.clone().try_acquire_owned() {
-            tokio::spawn(async move {
-                connection(&shared, stream, peer, stop).await;
-                drop(permit);
-            });
-            continue;
-        }
-        // At the limit: make room, and wait for it beside the accept loop.
-        let waiting = takeovers.clone().try_acquire_owned();
-        let Ok(waiting) = waiting.map_err(drop).and_then(|w| {
-            shared
-                .registry
-                .evict_longest_waiting()
-                .then_some(w)
-                .ok_or(())
-        }) else {
-            refuse(&shared, stream, peer);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            wait_for_slot(shared, &slots, &waiting, (stream, peer), stop);
             continue;
         };
-        let slots = slots.clone();
+        let over = (capacity - slots.available_permits()).saturating_sub(bounds.max_connections);
+        if over > 0 {
+            // One for this connection, and more while a burst outpaces the
+            // closing, so the count comes back down to the limit.
+            make_room(&shared, over.min(MAKE_ROOM_AT_ONCE));
+        }
         tokio::spawn(async move {
-            let Some(permit) = take_a_slot(&shared, &slots).await else {
-                drop(waiting);
-                refuse(&shared, stream, peer);
-                return;
-            };
-            drop(waiting);
             connection(&shared, stream, peer, stop).await;
             drop(permit);
         });
@@ -432,17 +456,49 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     shared.registry.evict_all();
     // Every connection gives its slot back when it ends.
-    let all = u32::try_from(bounds.max_connections).unwrap_or(u32::MAX);
+    let all = u32::try_from(capacity).unwrap_or(u32::MAX);
     let _ = slots.acquire_many(all).await;
     Ok(())
 }
 
-/// Take the slot of the connection just told to make room.
-async fn take_a_slot(
-    shared: &Shared,
+/// Even the room over the limit is taken: make room, and let the new
+/// connection wait a moment for it beside the accept loop (refused when too
+/// many wait already, or when no slot frees up in time).
+fn wait_for_slot(
+    shared: Arc<Shared>,
     slots: &Arc<Semaphore>,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    metrics::record_connection_shed("displaced");
+    waiting: &Arc<Semaphore>,
+    (stream, peer): (TcpStream, SocketAddr),
+    stop: watch::Receiver<bool>,
+) {
+    let Ok(waiter) = waiting.clone().try_acquire_owned() else {
+        refuse(&shared, stream, peer);
+        return;
+    };
+    make_room(&shared, MAKE_ROOM_AT_ONCE);
+    let slots = slots.clone();
+    tokio::spawn(async move {
+        let slot = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await;
+        drop(waiter);
+        match slot {
+            Ok(Ok(permit)) => {
+                connection(&shared, stream, peer, stop).await;
+                drop(permit);
+            }
+            _ => refuse(&shared, stream, peer),
+        }
+    });
+}
+
+/// Over the limit: tell the `count` connections that have waited longest
+/// without a request to close.
+fn make_room(shared: &Shared, count: usize) {
+    for _ in 0..count {
+        if !shared.registry.evict_longest_waiting() {
+            return;
+        }
+        metrics::record_connection_shed("displaced");
+    }
     if let Some(count) = shared.displaced_log.tick() {
         warn!(
             count,
@@ -450,10 +506,6 @@ async fn take_a_slot(
             "connection limit reached: closed connections waiting without a request to make room"
         );
     }
-    tokio::time::timeout(TAKEOVER_WAIT, slots.clone().acquire_owned())
-        .await
-        .ok()?
-        .ok()
 }
 
 /// Tell a connection over the limit to come back later, and close it.
@@ -513,13 +565,17 @@ async fn connection(
     if stopping {
         conn.as_mut().graceful_shutdown();
     }
+    let mut wait = shared.bounds.header_timeout;
     loop {
         tokio::select! {
             _ = conn.as_mut() => break,
-            () = tokio::time::sleep(WATCH_TICK) => {
-                if let Some(reason) = activity.overdue(&shared.bounds) {
-                    metrics::record_connection_shed(reason);
-                    break;
+            () = tokio::time::sleep(wait) => {
+                match activity.check(&shared.bounds) {
+                    Ok(next) => wait = next.max(Duration::from_millis(10)),
+                    Err(reason) => {
+                        metrics::record_connection_shed(reason);
+                        break;
+                    }
                 }
             }
             () = activity.evict.notified() => {

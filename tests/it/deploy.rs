@@ -360,7 +360,7 @@ fn the_systemd_unit_verifies_and_scores_as_hardened() {
 }
 
 /// File descriptors `serve` keeps back from HTTP connections (web/server.rs).
-const RESERVED_FILES: usize = 128;
+const RESERVED_FILES: usize = 256;
 
 #[test]
 fn the_unit_and_compose_raise_the_open_file_limit_above_the_connection_limit() {

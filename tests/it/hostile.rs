@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::app::TestApp;
@@ -156,6 +157,191 @@ async fn a_session_cookie_replayed_after_signing_out_is_refused() {
         .unwrap();
     assert_eq!(replayed.status(), StatusCode::SEE_OTHER);
     assert_eq!(replayed.headers()[LOCATION], "/admin/login");
+}
+
+/// Opens a connection and sends the start of a request (`closed_within`
+/// then trickles a header line every second, never finishing: slowloris).
+async fn slow_header(port: u16) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    stream
+        .write_all(b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .ok()?;
+    Some(stream)
+}
+
+/// Waits until the server closes `stream`, feeding it a header line every
+/// second when `trickle`; returns how long that took from `opened`, or
+/// `None` if it was still open at `limit`.
+async fn closed_within(
+    mut stream: TcpStream,
+    opened: Instant,
+    trickle: bool,
+    limit: Duration,
+) -> Option<Duration> {
+    let mut buf = [0u8; 1024];
+    loop {
+        let left = limit.checked_sub(opened.elapsed())?;
+        let wait = left.min(Duration::from_secs(1));
+        match tokio::time::timeout(wait, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return Some(opened.elapsed()),
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                if trickle && stream.write_all(b"X-Slow: 1\r\n").await.is_err() {
+                    return Some(opened.elapsed());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_shed_while_a_reader_polls() {
+    let db = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", db.path().join("t.db").display());
+    let app = TestApp::with_server_keys(
+        &url,
+        "header_timeout_s = 2\nidle_timeout_s = 3\nmax_connections = 400",
+        "",
+    );
+    app.run_ok(&["ingest"]);
+    let _served = app.serve().await;
+    let port = app.port;
+
+    // Headers trickled in slowly are cut off at the header timeout.
+    let opened = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        slow.push(slow_header(port).await.unwrap());
+    }
+    let waits: Vec<_> = slow
+        .into_iter()
+        .map(|s| tokio::spawn(closed_within(s, opened, true, Duration::from_secs(6))))
+        .collect();
+    // A keep-alive connection left idle after a request is closed at the idle timeout.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let idle_since = Instant::now();
+    let idle_wait = tokio::spawn(closed_within(
+        idle,
+        idle_since,
+        false,
+        Duration::from_secs(6),
+    ));
+    for wait in waits {
+        let took = wait.await.unwrap().expect("a slow connection is closed");
+        assert!(
+            took >= Duration::from_millis(1_900) && took < Duration::from_millis(3_500),
+            "closed after {took:?}, the header timeout is 2 s"
+        );
+    }
+    let took = idle_wait
+        .await
+        .unwrap()
+        .expect("the idle connection is closed");
+    assert!(
+        took >= Duration::from_millis(2_900) && took < Duration::from_millis(4_500),
+        "idle connection closed after {took:?}, the idle timeout is 3 s"
+    );
+
+    // 1,000 hostile connections (slow headers, and silent ones), more than
+    // the limit of 400, kept coming for 6 s while a feed reader polls.
+    let stop_at = Instant::now() + Duration::from_secs(6);
+    let mut attackers = Vec::new();
+    for i in 0..1_000 {
+        attackers.push(tokio::spawn(async move {
+            let mut opened = 0;
+            while Instant::now() < stop_at {
+                let stream = if i % 2 == 0 {
+                    slow_header(port).await
+                } else {
+                    TcpStream::connect(("127.0.0.1", port)).await.ok()
+                };
+                let Some(stream) = stream else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                opened += 1;
+                let left = stop_at.saturating_duration_since(Instant::now());
+                let _ = closed_within(stream, Instant::now(), i % 2 == 0, left).await;
+                // Closed by the server: come back a second later.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            opened
+        }));
+    }
+    // The reader runs on a thread of its own, so the attackers' tasks in
+    // this process do not delay it: what it measures is the server.
+    let feed = app.url("/feeds/all.rss");
+    let reader = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let reader = reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap();
+            let mut polls = Vec::new();
+            while Instant::now() < stop_at {
+                let started = Instant::now();
+                let r =
+                    tokio::time::timeout(Duration::from_secs(5), reader.get(&feed).send()).await;
+                let took = started.elapsed();
+                let status = match r {
+                    Ok(Ok(r)) => r.status().as_u16(),
+                    _ => 0,
+                };
+                polls.push((status, took));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            polls
+        })
+    });
+    let polls = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    let mut opened = 0;
+    for a in attackers {
+        opened += a.await.unwrap();
+    }
+    let slowest = polls.iter().map(|(_, t)| *t).max().unwrap();
+    eprintln!(
+        "{} polls under {opened} hostile connections: slowest {slowest:?}",
+        polls.len()
+    );
+    assert!(polls.len() >= 20, "{polls:?}");
+    assert!(
+        polls
+            .iter()
+            .all(|(s, t)| *s == 200 && *t < Duration::from_secs(1)),
+        "every poll answered 200 within 1 s: {polls:?}"
+    );
+    assert!(opened >= 1_000, "the attackers held their connections");
+    let metrics = http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shed = |reason: &str| {
+        let prefix = format!("tidings_http_connections_shed_total{{reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0.0, |v| v.parse::<f64>().unwrap())
+    };
+    assert!(shed("header_timeout") >= 50.0, "{metrics}");
+    assert!(shed("idle") >= 1.0, "{metrics}");
+    assert!(shed("displaced") >= 1.0, "the limit was reached: {metrics}");
 }
 
 /// A TCP proxy of the test's own in front of PostgreSQL, to cut. It runs on
