@@ -467,7 +467,47 @@ async fn unreachable_and_read_only_databases_fail_fast_and_say_which() {
             took < Duration::from_secs(8),
             "{command:?} failed after {took:?}"
         );
-        assert!(stderr.contains("read-only"), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("the database is read-only"),
+            "{command:?}: {stderr}"
+        );
         assert!(stderr.contains(&file.display().to_string()), "{stderr}");
     }
+}
+
+#[tokio::test]
+async fn serve_refuses_to_start_on_a_read_only_postgresql_database() {
+    on_postgres(|db| async move {
+        let app = TestApp::new(&db.url, "");
+        app.run_ok(&["db", "migrate"]);
+        let name = url::Url::parse(&db.url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_owned();
+        let read_only = format!("ALTER DATABASE {name} SET default_transaction_read_only = on");
+        sqlx::query(sqlx::AssertSqlSafe(read_only))
+            .execute(db.store.pool())
+            .await
+            .unwrap();
+        // Migrated already: without a check at start, the migrator's own
+        // statement is what fails, with a message about a transaction.
+        let mut serve = app.spawn(&["serve"]);
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while serve.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = serve.kill();
+                panic!("serve kept running on a read-only database");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let out = serve.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("the database is read-only") && stderr.contains(&name),
+            "{stderr}"
+        );
+    })
+    .await;
 }
