@@ -189,9 +189,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 /// Open the configured database and apply migrations.
 pub async fn open_store(config: &Config) -> Result<Store> {
     let shown = config::redact_url(&config.database.url);
-    let store = Store::open(&config.database.url)
-        .await
-        .with_context(|| format!("could not open database {shown}"))?;
+    // The error names the database (password masked) and why.
+    let store = Store::open(&config.database.url).await?;
     store
         .migrate()
         .await

@@ -83,9 +83,7 @@ impl Publisher {
 pub async fn run(loaded: Loaded, clock: Arc<dyn Clock>) -> Result<()> {
     info!(config = %loaded.origin, "starting");
     let listen = loaded.config.server.listen;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("could not listen on {listen}"))?;
+    let listener = web::bind(listen).with_context(|| format!("could not listen on {listen}"))?;
     run_on(Arc::new(loaded.config), clock, listener, wait_for_signal()).await
 }
 

@@ -37,6 +37,8 @@ pub mod mail;
 pub mod metrics;
 /// Domain types without I/O.
 pub mod model;
+/// The admin password's argon2 parameters, caps and checks.
+pub mod password;
 /// Store -> rendered feeds -> cache.
 pub mod publish;
 /// Stored resources x snapshot -> change set.

@@ -1,8 +1,9 @@
 //! Process-wide metrics in the Prometheus text exposition format, served at
 //! `/metrics`: ingest runs by source and outcome, entries seen, change events
 //! by kind, the last successful run per source, feed requests and `304`s,
-//! emails by outcome; and, read from the store at each scrape, the outbox
-//! depth, raised alerts and suppressed subscribers.
+//! emails by outcome, HTTP connections open, shed and refused; and, read
+//! from the store at each scrape, the outbox depth, raised alerts and
+//! suppressed subscribers.
 //! One registry per process, like the Prometheus client libraries' default.
 
 use std::collections::BTreeMap;
@@ -75,7 +76,25 @@ const SUPPRESSED: Family = Family {
     kind: Kind::Gauge,
 };
 
-const FAMILIES: [&Family; 9] = [
+const CONNECTIONS_REFUSED: Family = Family {
+    name: "tidings_http_connections_refused_total",
+    help: "Connections refused with a 503 at server.max_connections, every connection being busy.",
+    kind: Kind::Counter,
+};
+
+const CONNECTIONS_SHED: Family = Family {
+    name: "tidings_http_connections_shed_total",
+    help: "Connections the server closed, by reason (header_timeout, idle, displaced at the connection limit).",
+    kind: Kind::Counter,
+};
+
+const CONNECTIONS_OPEN: Family = Family {
+    name: "tidings_http_connections_open",
+    help: "HTTP connections open now.",
+    kind: Kind::Gauge,
+};
+
+const FAMILIES: [&Family; 12] = [
     &INGEST_RUNS,
     &ENTRIES_SEEN,
     &CHANGE_EVENTS,
@@ -85,6 +104,9 @@ const FAMILIES: [&Family; 9] = [
     &EMAILS,
     &ALERTS,
     &SUPPRESSED,
+    &CONNECTIONS_REFUSED,
+    &CONNECTIONS_SHED,
+    &CONNECTIONS_OPEN,
 ];
 
 /// Series values keyed by family name, then by the rendered label set.
@@ -184,6 +206,21 @@ pub fn record_alerts(alerts: &[(String, bool)]) {
 /// Set how many subscribers are suppressed, read from the store at a scrape.
 pub fn record_suppressed(count: i64) {
     set(&SUPPRESSED, &[], count as f64);
+}
+
+/// Count one connection refused at the connection limit.
+pub fn record_connection_refused() {
+    add(&CONNECTIONS_REFUSED, &[], 1.0);
+}
+
+/// Count one connection the server closed, and why.
+pub fn record_connection_shed(reason: &str) {
+    add(&CONNECTIONS_SHED, &[("reason", reason)], 1.0);
+}
+
+/// One more (`1`) or one fewer (`-1`) open connection.
+pub fn record_connections_open(delta: i8) {
+    add(&CONNECTIONS_OPEN, &[], f64::from(delta));
 }
 
 /// Every metric in the Prometheus text format (version 0.0.4).

@@ -107,11 +107,48 @@ fn check_server(raw: &super::raw::RawServer, p: &mut Problems) -> Option<ServerC
             "must be between 3 and 3600 seconds",
         );
     }
+    let max_connections = bounded(
+        p,
+        "server.max_connections",
+        raw.max_connections,
+        512,
+        (1, 100_000),
+        "connections",
+    );
+    let mut seconds = |key: &str, value: Option<u64>, default: u64, max: u64| {
+        Duration::from_secs(bounded(p, key, value, default, (1, max), "seconds"))
+    };
+    let header_timeout = seconds("server.header_timeout_s", raw.header_timeout_s, 10, 300);
+    let idle_timeout = seconds("server.idle_timeout_s", raw.idle_timeout_s, 60, 3600);
+    let request_timeout = seconds("server.request_timeout_s", raw.request_timeout_s, 30, 3600);
     Some(ServerConfig {
         listen: listen?,
         trusted_proxies,
         scheduler_lease: Duration::from_secs(lease_s),
+        max_connections: usize::try_from(max_connections).unwrap_or(512),
+        header_timeout,
+        idle_timeout,
+        request_timeout,
     })
+}
+
+/// `value` (or `default` when unset), recording a problem at `key` when it
+/// is outside `min..=max` `unit`.
+fn bounded(
+    p: &mut Problems,
+    key: &str,
+    value: Option<u64>,
+    default: u64,
+    (min, max): (u64, u64),
+    unit: &str,
+) -> u64 {
+    let value = value.unwrap_or(default);
+    if (min..=max).contains(&value) {
+        value
+    } else {
+        p.add(key, format!("must be between {min} and {max} {unit}"));
+        default
+    }
 }
 
 fn check_site(
@@ -445,13 +482,11 @@ fn check_categories(raw: Option<Vec<RawCategory>>, p: &mut Problems) -> Categori
 
 fn check_admin(raw: super::raw::RawAdmin, env: EnvLookup<'_>, p: &mut Problems) -> AdminConfig {
     let password_hash = raw.password_hash.filter(|h| !h.trim().is_empty());
-    if let Some(hash) = &password_hash
-        && argon2::PasswordHash::new(hash.trim()).is_err()
+    if let Some(problem) = password_hash
+        .as_deref()
+        .and_then(|hash| crate::password::hash_problem(hash.trim()))
     {
-        p.add(
-            "admin.password_hash",
-            "is not an argon2 PHC string such as $argon2id$v=19$m=19456,t=2,p=1$…",
-        );
+        p.add("admin.password_hash", problem);
     }
     AdminConfig {
         token: env("TIDINGS_ADMIN_TOKEN"),

@@ -104,6 +104,14 @@ pub struct ServerConfig {
     /// How long the scheduler lease lasts: a replica takes over scheduled
     /// work within this long after the holder dies.
     pub scheduler_lease: Duration,
+    /// HTTP connections open at most (lowered at start to fit the open-file limit).
+    pub max_connections: usize,
+    /// Time allowed for a request's headers.
+    pub header_timeout: Duration,
+    /// Time a connection may wait between requests, or stall a response.
+    pub idle_timeout: Duration,
+    /// Time allowed to answer one request.
+    pub request_timeout: Duration,
 }
 
 /// One `[[sources]]` entry.

@@ -44,6 +44,10 @@ pub struct RawServer {
     pub listen: Option<String>,
     pub trusted_proxies: Vec<String>,
     pub scheduler_lease_s: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub header_timeout_s: Option<u64>,
+    pub idle_timeout_s: Option<u64>,
+    pub request_timeout_s: Option<u64>,
 }
 
 /// One `[[sources]]` table.

@@ -30,9 +30,10 @@ const COPY_ORDER: &[&str] = &[
     "upgrades",
 ];
 
-/// Tables that are not data: migration bookkeeping, and leases and alerts,
-/// which belong to the processes running now.
-const NOT_COPIED: &[&str] = &["_sqlx_migrations", "leases", "alerts"];
+/// Tables that are not data: migration bookkeeping, and leases, alerts and
+/// admin sessions, which belong to the processes running now (the admin
+/// signs in again on the new database).
+const NOT_COPIED: &[&str] = &["_sqlx_migrations", "leases", "alerts", "admin_sessions"];
 
 /// How a target column stores values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,15 +18,17 @@ mod pages;
 mod resources;
 mod rows;
 mod runs;
+mod sessions;
 mod subscribers;
 mod upgrade;
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{AnyConnection, AnyPool, Connection as _};
 
 pub use announcements::{Announcement, LastRun, NewAnnouncement, Route};
 pub use apply::{AppliedRun, RunRecord};
@@ -137,6 +139,28 @@ impl StoreError {
         move |source| Self::Db { action, source }
     }
 
+    /// True when the database could not be reached (no connection within
+    /// the pool's acquire timeout, a connection cut, the server shutting
+    /// down), as opposed to a query that failed: trying again later may work.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Db { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception) and 57P (operator
+            // intervention: shutdown, cannot connect now).
+            sqlx::Error::Database(e) => e
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        }
+    }
+
     fn open(url: &str, reason: impl fmt::Display) -> Self {
         let reason = reason.to_string();
         match url::Url::parse(url) {
@@ -175,6 +199,10 @@ pub struct Store {
 
 /// Connections in the PostgreSQL pool for outbox records.
 const OUTCOME_CONNECTIONS: u32 = 8;
+/// Connections in the pool request handlers use.
+const REQUEST_CONNECTIONS: u32 = 10;
+/// How long opening a store waits for the database's first answer.
+const OPEN_WAIT: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Connects to `sqlite://PATH` (the file is created if missing, its folder is
@@ -192,6 +220,9 @@ impl Store {
             }
             Backend::Postgres => (url.to_owned(), AnyPoolOptions::new()),
         };
+        if !sqlite_in_memory(url) {
+            probe(backend, url, &connect_url).await?;
+        }
         let pool = options
             .connect(&connect_url)
             .await
@@ -215,6 +246,34 @@ impl Store {
             pool,
             outcomes,
             backend,
+        })
+    }
+
+    /// This store with a pool of its own for request handlers, whose
+    /// `acquire` gives up after `wait`: during a database outage a request
+    /// fails fast (the handlers answer 503) while background work keeps its
+    /// patience. An in-memory SQLite database keeps its one connection.
+    pub fn for_requests(&self, url: &str, wait: Duration) -> Result<Self, StoreError> {
+        if self.backend == Backend::Sqlite && sqlite_in_memory(url) {
+            return Ok(self.clone());
+        }
+        let (connect_url, options) = match self.backend {
+            Backend::Sqlite => {
+                let (connect_url, options) = sqlite_options(url)?;
+                let options = options.after_connect(|conn, _| Box::pin(sqlite_pragmas(conn)));
+                (connect_url, options)
+            }
+            Backend::Postgres => (url.to_owned(), AnyPoolOptions::new()),
+        };
+        let pool = options
+            .max_connections(REQUEST_CONNECTIONS)
+            .acquire_timeout(wait)
+            .connect_lazy(&connect_url)
+            .map_err(|e| StoreError::open(url, e))?;
+        Ok(Self {
+            pool,
+            outcomes: self.outcomes.clone(),
+            backend: self.backend,
         })
     }
 
@@ -279,6 +338,68 @@ impl Store {
     }
 }
 
+/// One connection, within `OPEN_WAIT`, to say at once and clearly why a
+/// database cannot be used: unreachable, refused, or read-only (a SQLite
+/// file that cannot be written, a PostgreSQL standby or read-only database).
+async fn probe(backend: Backend, url: &str, connect_url: &str) -> Result<(), StoreError> {
+    let attempt = async {
+        let mut conn = AnyConnection::connect(connect_url).await?;
+        let writable = match backend {
+            Backend::Sqlite => sqlite_writable(&mut conn).await?,
+            Backend::Postgres => {
+                let read_only: String = sqlx::query_scalar("SHOW transaction_read_only")
+                    .fetch_one(&mut conn)
+                    .await?;
+                read_only != "on"
+            }
+        };
+        let _ = conn.close().await;
+        Ok::<bool, sqlx::Error>(writable)
+    };
+    let wait = OPEN_WAIT.as_secs();
+    match tokio::time::timeout(OPEN_WAIT, attempt).await {
+        Err(_) => Err(StoreError::open(
+            url,
+            format!("no answer within {wait} s: is the server running, and reachable from here?"),
+        )),
+        Ok(Err(e)) if is_read_only_error(&e) => Err(StoreError::open(url, read_only(backend))),
+        Ok(Err(e)) => Err(StoreError::open(url, e)),
+        Ok(Ok(false)) => Err(StoreError::open(url, read_only(backend))),
+        Ok(Ok(true)) => Ok(()),
+    }
+}
+
+fn read_only(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "the database is read-only: the file (or its folder, for the -wal and -shm files) cannot be written, or the URL says mode=ro"
+        }
+        Backend::Postgres => {
+            "the database is read-only (transaction_read_only is on: a standby, or default_transaction_read_only is set)"
+        }
+    }
+}
+
+fn is_read_only_error(e: &sqlx::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("readonly") || text.contains("read-only")
+}
+
+/// Sets the pragmas and writes the header's `user_version` back unchanged:
+/// true when the file can be written (`BEGIN IMMEDIATE` alone succeeds on a
+/// read-only file).
+async fn sqlite_writable(conn: &mut AnyConnection) -> Result<bool, sqlx::Error> {
+    sqlite_pragmas(conn).await?;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    let rewrite = format!("PRAGMA user_version = {version}");
+    sqlx::query(sqlx::AssertSqlSafe(rewrite))
+        .execute(&mut *conn)
+        .await?;
+    Ok(true)
+}
+
 /// Run on every SQLite connection. WAL: several processes may share the file,
 /// and readers run beside the one writer (sqlx's 5 s busy timeout makes writers
 /// wait their turn). `synchronous = NORMAL`, safe in WAL mode: a commit returns
@@ -298,6 +419,16 @@ async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Erro
         .map(drop)
 }
 
+/// True for `sqlite::memory:` and other in-memory SQLite URLs.
+fn sqlite_in_memory(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    path == ":memory:" || path.is_empty() || query.contains("mode=memory")
+}
+
 /// The URL and pool options for a SQLite database: created if missing (`mode=rwc`),
 /// but only inside a folder that exists, so a typo in the path is reported.
 fn sqlite_options(url: &str) -> Result<(String, AnyPoolOptions), StoreError> {
@@ -306,7 +437,7 @@ fn sqlite_options(url: &str) -> Result<(String, AnyPoolOptions), StoreError> {
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path == ":memory:" || path.is_empty() || query.contains("mode=memory") {
+    if sqlite_in_memory(url) {
         // One connection that never idles out: each in-memory connection would
         // otherwise be a database of its own.
         let options = AnyPoolOptions::new()

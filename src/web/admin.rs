@@ -1,17 +1,17 @@
 //! The comms team's page: `/admin` (recent resources with their announcement
 //! state, subscriber counts per category, each source's last run), Announce
 //! (preview, then a CSRF-protected confirm that records route `admin`), and
-//! sign-in with the admin password (argon2), a signed session cookie and a
-//! per-client limit on failed attempts. Without a session every `/admin…` URL
-//! redirects to the sign-in page (`require_session`).
+//! sign-in with the admin password (argon2), a session kept in the store
+//! (signing out ends it), limits on attempts per client and per account taken
+//! before the password is checked, and a bound on checks running at once.
+//! Without a session every `/admin…` URL redirects to the sign-in page
+//! (`require_session`).
 
 use std::sync::Arc;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -23,13 +23,13 @@ use tracing::{info, warn};
 use super::forms::{self, with_cookie};
 use super::pages::{SiteView, site_view};
 use super::security::{
-    SESSION_COOKIE, SESSION_LIFETIME, client_ip, csrf_issue, session_ok, session_value, set_cookie,
+    ADMIN_ACCOUNT, PASSWORD_CHECK_WAIT, SESSION_COOKIE, SESSION_LIFETIME, client_ip, csrf_issue,
+    new_session_token, request_session_id, session_credential, session_id, set_cookie,
 };
 use super::subscribe::expired_form;
 use super::{AppState, WebError};
 use crate::announce::{AnnounceError, Request as AnnounceRequest};
 use crate::config::Config;
-use crate::mail::token::random_hex;
 use crate::model::ResourceId;
 use crate::store::{CategoryChoice, ResourceFilter, Route, Subscriber, SubscriberStatus};
 use crate::views::rfc3339;
@@ -43,11 +43,8 @@ pub fn password_hash(config: &Config) -> Result<Option<String>, String> {
     let Some(password) = &config.admin.password else {
         return Ok(config.admin.password_hash.clone());
     };
-    let salt_hex = random_hex(16).map_err(|e| e.to_string())?;
-    let salt = SaltString::encode_b64(salt_hex.as_bytes()).map_err(|e| e.to_string())?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| Some(h.to_string()))
+    crate::password::hash(password)
+        .map(Some)
         .map_err(|e| format!("could not hash TIDINGS_ADMIN_PASSWORD: {e}"))
 }
 
@@ -62,14 +59,18 @@ pub async fn require_session(
     if path != "/admin" && !path.starts_with("/admin/") {
         return next.run(request).await;
     }
-    let Some(hash) = state.admin_hash.clone() else {
+    if state.admin_hash.is_none() {
         let text = ["The admin page is off: no admin password is configured."];
         return forms::notice(&state, StatusCode::NOT_FOUND, "Not available", &text, None)
             .unwrap_or_else(IntoResponse::into_response);
     };
     let open = path == "/admin/login";
-    if !open && !session_ok(&state, request.headers(), &hash) {
-        return Redirect::to(&login_url(&state)).into_response();
+    if !open {
+        match session_live(&state, request.headers()).await {
+            Ok(true) => {}
+            Ok(false) => return Redirect::to(&login_url(&state)).into_response(),
+            Err(e) => return e.into_response(),
+        }
     }
     let mut response = next.run(request).await;
     response.headers_mut().insert(
@@ -77,6 +78,19 @@ pub async fn require_session(
         header::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+/// True when the request's session cookie names a live session for the
+/// current password.
+async fn session_live(state: &AppState, headers: &HeaderMap) -> Result<bool, WebError> {
+    let (Some(id), Some(credential)) = (request_session_id(headers), session_credential(state))
+    else {
+        return Ok(false);
+    };
+    Ok(state
+        .store
+        .admin_session_live(&id, &credential, state.clock.now())
+        .await?)
 }
 
 fn login_url(state: &AppState) -> String {
@@ -120,8 +134,12 @@ fn login_form(
     Ok(with_cookie((status, Html(html)).into_response(), cookie))
 }
 
-/// `POST /admin/login`: a right password starts a session; wrong ones count
-/// against the client's limit, and past it even a right one is refused for a while.
+/// `POST /admin/login`: a right password starts a session. Each attempt
+/// takes one of the client's and one of the account's attempts *before* the
+/// password is checked (a success gives them back), so a burst cannot get
+/// past the limit; past it even a right password is refused for a while.
+/// At most `PASSWORD_CHECKS_AT_ONCE` checks run at once; a sign-in that
+/// waits longer than `PASSWORD_CHECK_WAIT` for one is told to retry (503).
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -131,21 +149,44 @@ pub async fn login(
     let Some(pairs) = forms::verified(&state, &headers, &body) else {
         return expired_form(&state);
     };
-    let Some(hash) = state.admin_hash.clone() else {
+    let (Some(hash), Some(credential)) = (state.admin_hash.clone(), session_credential(&state))
+    else {
         return Err(WebError::NotFound("not found".to_owned()));
     };
     let ip = client_ip(peer, &headers, &state.config.server.trusted_proxies);
     let now = state.clock.now();
-    if state.limits.sign_in.exhausted(ip, now) {
-        let text = "Too many wrong passwords from your network. Wait 15 minutes and try again.";
-        return login_form(&state, &headers, StatusCode::TOO_MANY_REQUESTS, Some(text));
+    let limits = &state.limits;
+    if !limits.sign_in.reserve(ip, now) {
+        let wait = limits.sign_in.retry_after(ip, now);
+        warn!(client = %ip, "admin sign-in refused: too many attempts from this address");
+        return too_many(&state, &headers, wait);
     }
+    if !limits.sign_in_account.reserve(ADMIN_ACCOUNT, now) {
+        limits.sign_in.release(ip, now);
+        let wait = limits.sign_in_account.retry_after(ADMIN_ACCOUNT, now);
+        warn!(client = %ip, "admin sign-in refused: too many attempts at the admin account");
+        return too_many(&state, &headers, wait);
+    }
+    let give_back = || {
+        limits.sign_in.release(ip, now);
+        limits.sign_in_account.release(ADMIN_ACCOUNT, now);
+    };
+    let waited = tokio::time::timeout(PASSWORD_CHECK_WAIT, limits.password_checks.acquire()).await;
+    let Ok(Ok(permit)) = waited else {
+        give_back();
+        warn!(client = %ip, "admin sign-in refused: password checks busy");
+        return Err(WebError::Unavailable {
+            retry_after_s: 5,
+            message: "Sign-in is busy. Wait a few seconds and try again.".to_owned(),
+        });
+    };
     let password = forms::value(&pairs, "password")
         .unwrap_or_default()
         .to_owned();
-    if !verify(hash.to_string(), password).await {
-        state.limits.sign_in.allow(ip, now);
-        warn!("admin sign-in refused: wrong password");
+    let right = limits.checker.check(hash.to_string(), password).await;
+    drop(permit);
+    if !right {
+        warn!(client = %ip, "admin sign-in refused: wrong password");
         return login_form(
             &state,
             &headers,
@@ -153,13 +194,21 @@ pub async fn login(
             Some("That password is not right."),
         );
     }
-    info!("admin signed in");
-    let value = session_value(&state, &hash, now + SESSION_LIFETIME);
+    give_back();
+    let Some(token) = new_session_token() else {
+        return Err(WebError::internal("no randomness for a session token"));
+    };
+    let expires = now + SESSION_LIFETIME;
+    state
+        .store
+        .start_admin_session(&session_id(&token), &credential, now, expires)
+        .await?;
+    info!(client = %ip, "admin signed in");
     let path = home_url(&state);
     let cookie = set_cookie(
         &state,
         SESSION_COOKIE,
-        &value,
+        &token,
         &path,
         SESSION_LIFETIME.num_seconds(),
     );
@@ -169,20 +218,25 @@ pub async fn login(
     ))
 }
 
-/// argon2 verification, off the async threads (it is slow on purpose).
-async fn verify(hash: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
+/// The sign-in page with a 429, saying how long to wait (also in `Retry-After`).
+fn too_many(
+    state: &AppState,
+    headers: &HeaderMap,
+    wait: chrono::Duration,
+) -> Result<Response, WebError> {
+    let minutes = (wait.num_seconds() + 59) / 60;
+    let plural = if minutes == 1 { "" } else { "s" };
+    let text = format!("Too many sign-in attempts. Wait {minutes} minute{plural} and try again.");
+    let mut response = login_form(state, headers, StatusCode::TOO_MANY_REQUESTS, Some(&text))?;
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(wait.num_seconds()),
+    );
+    Ok(response)
 }
 
-/// `POST /admin/logout`: ends the session in this browser.
+/// `POST /admin/logout`: ends the session in the store as well as in this
+/// browser, so a copy of the cookie signs nobody in.
 pub async fn logout(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -190,6 +244,10 @@ pub async fn logout(
 ) -> Result<Response, WebError> {
     if forms::verified(&state, &headers, &body).is_none() {
         return expired_form(&state);
+    }
+    if let Some(id) = request_session_id(&headers) {
+        state.store.end_admin_session(&id).await?;
+        info!("admin signed out");
     }
     let cookie = set_cookie(&state, SESSION_COOKIE, "", &home_url(&state), 0);
     Ok(with_cookie(

@@ -120,12 +120,13 @@ pub async fn announce(
     Ok((StatusCode::ACCEPTED, Json(json)).into_response())
 }
 
-/// True when `Authorization: Bearer {expected}` was sent; compared in constant time.
+/// True when `Authorization: Bearer {expected}` was sent (the scheme in any
+/// case, RFC 9110 §11.1); the token is compared in constant time.
 fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
     else {
         return false;
     };
@@ -134,6 +135,15 @@ fn bearer_matches(headers: &HeaderMap, expected: &str) -> bool {
     let a = Sha256::digest(given.trim().as_bytes());
     let b = Sha256::digest(expected.as_bytes());
     a.ct_eq(&b).into()
+}
+
+/// The token of a `Bearer` credential: the scheme matched without regard
+/// to case, then one or more spaces.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 /// `since` is RFC 3339, or a date meaning its midnight UTC.
@@ -155,6 +165,15 @@ fn parse_since(text: &str) -> Result<DateTime<Utc>, WebError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER  t0k", "bEaReR t0k"] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value}");
+        }
+        assert_eq!(bearer_token("Basic t0k"), None);
+        assert_eq!(bearer_token("Bearert0k"), None);
+    }
 
     #[test]
     fn since_accepts_times_and_dates_and_refuses_the_rest() {

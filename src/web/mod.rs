@@ -1,6 +1,7 @@
 //! The HTTP server: the router, the state every handler shares, and
 //! `serve(listener, state, shutdown)` so tests bind `127.0.0.1:0` themselves.
-//! Handlers are grouped by audience in the submodules.
+//! Handlers are grouped by audience in the submodules; `server` bounds the
+//! connections under them.
 
 mod admin;
 mod api;
@@ -11,6 +12,7 @@ mod ops;
 mod pages;
 mod preferences;
 mod security;
+mod server;
 mod subscribe;
 
 use std::future::Future;
@@ -38,6 +40,7 @@ use crate::store::Store;
 pub use admin::password_hash;
 pub use error::WebError;
 pub use security::Limits;
+pub use server::bind;
 
 /// What every handler can reach (as `State<Arc<AppState>>`: one reference
 /// count per request instead of one per field).
@@ -71,14 +74,26 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     Router::new()
-        .route("/", get(pages::index))
-        .route("/resources/{id}", get(pages::resource))
         .route("/assets/style.css", get(pages::stylesheet))
         .route("/feeds/{file}", get(feeds::feed))
         .route("/feeds.opml", get(feeds::opml))
         .route("/api/resources", get(api::list))
         .route("/api/resources/{id}", get(api::show))
         .route("/api/announcements", post(api::announce))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(page_routes(&state))
+        .layer(MapResponseLayer::new(security_headers))
+        .with_state(state)
+}
+
+/// The pages people read (and the fallback): a failure is shown as an HTML
+/// page, not the API's JSON.
+fn page_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/resources/{id}", get(pages::resource))
         .route("/subscribe", post(subscribe::subscribe))
         .route("/confirm/{token}", get(subscribe::confirm))
         .route(
@@ -89,13 +104,12 @@ pub fn router(state: AppState) -> Router {
             "/unsubscribe/{token}",
             get(subscribe::unsubscribe_page).post(subscribe::unsubscribe),
         )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .merge(admin_routes(&state))
+        .merge(admin_routes(state))
         .fallback(pages::not_found)
-        .layer(MapResponseLayer::new(security_headers))
-        .with_state(state)
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            error::html_errors,
+        ))
 }
 
 /// The comms team's pages. Every URL under `/admin`, known or not, passes the
@@ -119,17 +133,25 @@ fn admin_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
 }
 
 /// Serve until `shutdown` completes, then finish the requests in flight.
+/// Requests use a pool of their own that waits at most
+/// `REQUEST_DB_WAIT` for a connection, so a database outage is a quick 503.
+/// The connection limit is checked against the open-file limit first.
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
+    mut state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address is how rate limits tell clients apart.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    state.store = state
+        .store
+        .for_requests(&state.config.database.url, REQUEST_DB_WAIT)
+        .map_err(std::io::Error::other)?;
+    let bounds = server::Bounds::fitted(&state.config.server, server::open_file_limit());
+    server::serve(listener, router(state), bounds, shutdown).await
 }
+
+/// How long a request waits for a database connection before it is
+/// answered 503 with `Retry-After`.
+pub const REQUEST_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Headers that keep pages from being framed, sniffed or made to run script.
 /// A `304` has no body to protect, and a cache keeps the headers it stored

@@ -54,11 +54,11 @@ struct ResourcePage {
 
 /// What `error.html` sees.
 #[derive(Serialize)]
-struct ErrorPage {
+struct ErrorPage<'a> {
     site: SiteView,
     autodiscovery: Vec<FeedLink>,
-    heading: &'static str,
-    message: &'static str,
+    heading: &'a str,
+    message: &'a str,
 }
 
 /// What every page's `site` is.
@@ -284,15 +284,24 @@ pub async fn not_found(State(state): State<Arc<AppState>>) -> Response {
 }
 
 fn not_found_page(state: &AppState) -> Response {
+    let message = "There is nothing at this address. It may have moved, or the link may be wrong.";
+    error_page(state, StatusCode::NOT_FOUND, "Page not found", message)
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `error.html` with `heading` and `message`, answered with `status`.
+pub(super) fn error_page(
+    state: &AppState,
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+) -> Result<Response, WebError> {
     let page = ErrorPage {
         site: site_view(state),
         autodiscovery: autodiscovery(state, None),
-        heading: "Page not found",
-        message: "There is nothing at this address. It may have moved, or the link may be wrong.",
+        heading,
+        message,
     };
-    let rendered = state.templates.render("error.html", page);
-    match rendered {
-        Ok(html) => (StatusCode::NOT_FOUND, Html(html)).into_response(),
-        Err(e) => WebError::from(e).into_response(),
-    }
+    let html = state.templates.render("error.html", page)?;
+    Ok((status, Html(html)).into_response())
 }

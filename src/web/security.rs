@@ -1,15 +1,20 @@
 //! What keeps the forms safe: the client address (the socket peer, or
 //! `X-Forwarded-For` only from `server.trusted_proxies`), in-memory rate limits
-//! per client address, CSRF tokens (signed double submit: a random cookie and a
-//! form field that is its HMAC) and signed admin session cookies with an expiry.
-//! The per-address limit on confirmation emails lives in the database (`signup`).
+//! per client address and per account, the bound on password checks running
+//! at once, CSRF tokens (signed double submit: a random cookie and a form
+//! field that is its HMAC) and admin session tokens (random, kept in the
+//! store, bound to the password). The per-address limit on confirmation
+//! emails lives in the database (`signup`).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 use super::AppState;
 use crate::mail::token::random_hex;
@@ -21,15 +26,15 @@ pub const SESSION_COOKIE: &str = "tidings_admin";
 /// How long an admin session lasts.
 pub const SESSION_LIFETIME: Duration = Duration::hours(8);
 
-/// At most `max` hits per client address in each `window`.
+/// At most `max` hits per key (a client address, an account) in each `window`.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     max: u32,
     window: Duration,
-    hits: Mutex<HashMap<IpAddr, (DateTime<Utc>, u32)>>,
+    hits: Mutex<HashMap<K, (DateTime<Utc>, u32)>>,
 }
 
-impl RateLimiter {
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
     /// A limiter of `max` per `window`.
     pub fn new(max: u32, window: Duration) -> Self {
         Self {
@@ -39,39 +44,101 @@ impl RateLimiter {
         }
     }
 
-    /// Counts a hit from `ip`; false when it is over the limit.
-    pub fn allow(&self, ip: IpAddr, now: DateTime<Utc>) -> bool {
+    /// Counts a hit from `key`; false when it is over the limit.
+    pub fn allow(&self, key: K, now: DateTime<Utc>) -> bool {
         let Ok(mut hits) = self.hits.lock() else {
             return false;
         };
-        if hits.len() > 10_000 {
-            hits.retain(|_, (start, _)| now - *start < self.window);
-        }
-        let entry = hits.entry(ip).or_insert((now, 0));
-        if now - entry.0 >= self.window {
-            *entry = (now, 0);
-        }
+        let entry = self.current(&mut hits, key, now);
         entry.1 += 1;
         entry.1 <= self.max
     }
 
-    /// True when `ip` has no hits left, without counting one.
-    pub fn exhausted(&self, ip: IpAddr, now: DateTime<Utc>) -> bool {
+    /// Takes one of `key`'s hits before the work it pays for; false (and
+    /// nothing taken) when none is left. Taking and checking are one step,
+    /// so a burst of concurrent requests cannot all pass the check first.
+    pub fn reserve(&self, key: K, now: DateTime<Utc>) -> bool {
+        let Ok(mut hits) = self.hits.lock() else {
+            return false;
+        };
+        let entry = self.current(&mut hits, key, now);
+        if entry.1 >= self.max {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+
+    /// Gives back a hit `reserve` took (the work turned out not to count).
+    pub fn release(&self, key: K, now: DateTime<Utc>) {
+        if let Ok(mut hits) = self.hits.lock() {
+            let entry = self.current(&mut hits, key, now);
+            entry.1 = entry.1.saturating_sub(1);
+        }
+    }
+
+    /// True when `key` has no hits left, without counting one.
+    pub fn exhausted(&self, key: K, now: DateTime<Utc>) -> bool {
         let Ok(hits) = self.hits.lock() else {
             return true;
         };
-        hits.get(&ip)
+        hits.get(&key)
             .is_some_and(|(start, n)| now - *start < self.window && *n >= self.max)
     }
+
+    /// How long until `key`'s window starts again (at least a second).
+    pub fn retry_after(&self, key: K, now: DateTime<Utc>) -> Duration {
+        let left = self
+            .hits
+            .lock()
+            .ok()
+            .and_then(|hits| hits.get(&key).map(|(start, _)| *start + self.window - now))
+            .unwrap_or(self.window);
+        left.max(Duration::seconds(1))
+    }
+
+    /// `key`'s entry in the current window, starting a new window when the
+    /// last one ended; drops ended windows when the map grows large.
+    fn current<'a>(
+        &self,
+        hits: &'a mut HashMap<K, (DateTime<Utc>, u32)>,
+        key: K,
+        now: DateTime<Utc>,
+    ) -> &'a mut (DateTime<Utc>, u32) {
+        if hits.len() > 10_000 {
+            hits.retain(|_, (start, _)| now - *start < self.window);
+        }
+        let entry = hits.entry(key).or_insert((now, 0));
+        if now - entry.0 >= self.window {
+            *entry = (now, 0);
+        }
+        entry
+    }
 }
+
+/// Password checks that may run at once, server-wide: each holds the
+/// hash's memory (19 MiB with Tidings' parameters, at most
+/// `password::MAX_MEMORY_KIB`), so this bounds what sign-in can take.
+pub const PASSWORD_CHECKS_AT_ONCE: usize = 2;
+/// How long a sign-in waits for a free check before it is told to retry.
+pub const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The one admin account, as the per-account limiter's key.
+pub const ADMIN_ACCOUNT: &str = "admin";
 
 /// The limits one process keeps.
 #[derive(Debug)]
 pub struct Limits {
     /// `POST /subscribe` per client address.
     pub subscribe: RateLimiter,
-    /// Failed admin sign-ins per client address.
+    /// Sign-in attempts per client address (a success gives its attempt back).
     pub sign_in: RateLimiter,
+    /// Sign-in attempts per account, from every address together.
+    pub sign_in_account: RateLimiter<&'static str>,
+    /// Password checks running or queued now.
+    pub password_checks: Semaphore,
+    /// The threads that run them.
+    pub checker: crate::password::Checker,
 }
 
 impl Default for Limits {
@@ -79,6 +146,9 @@ impl Default for Limits {
         Self {
             subscribe: RateLimiter::new(10, Duration::minutes(10)),
             sign_in: RateLimiter::new(5, Duration::minutes(15)),
+            sign_in_account: RateLimiter::new(30, Duration::minutes(15)),
+            password_checks: Semaphore::new(PASSWORD_CHECKS_AT_ONCE),
+            checker: crate::password::Checker::start(PASSWORD_CHECKS_AT_ONCE),
         }
     }
 }
@@ -160,28 +230,32 @@ pub fn csrf_ok(state: &AppState, headers: &HeaderMap, field: &str) -> bool {
         .is_some_and(|nonce| state.signing_key.verify_signed("csrf", &[nonce], field))
 }
 
-/// A session cookie value valid until `expires`: `{expiry}.{MAC}`. The MAC also
-/// covers the password hash, so changing the password ends every session.
-pub fn session_value(state: &AppState, password_hash: &str, expires: DateTime<Utc>) -> String {
-    let exp = expires.timestamp().to_string();
-    let mac = state
-        .signing_key
-        .sign("admin-session", &[&exp, password_hash]);
-    format!("{exp}.{mac}")
+/// What a session is bound to: a MAC of the admin password (or of its
+/// configured hash), so a new password ends every session, on every replica.
+pub fn session_credential(state: &AppState) -> Option<String> {
+    let admin = &state.config.admin;
+    let secret = admin
+        .password
+        .as_deref()
+        .or(admin.password_hash.as_deref())?;
+    Some(state.signing_key.sign("admin-credential", &[secret]))
 }
 
-/// True when the request carries an unexpired, correctly signed session.
-pub fn session_ok(state: &AppState, headers: &HeaderMap, password_hash: &str) -> bool {
-    let Some((exp, mac)) = cookie(headers, SESSION_COOKIE).and_then(|v| v.split_once('.')) else {
-        return false;
-    };
-    let Ok(expires) = exp.parse::<i64>() else {
-        return false;
-    };
-    state
-        .signing_key
-        .verify_signed("admin-session", &[exp, password_hash], mac)
-        && state.clock.now().timestamp() < expires
+/// A new session token for the cookie.
+pub fn new_session_token() -> Option<String> {
+    random_hex(32).ok()
+}
+
+/// The stored id of a session token: its SHA-256, so the table alone signs nobody in.
+pub fn session_id(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The stored id of the session this request's cookie names, if it names one.
+pub fn request_session_id(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE)
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(session_id)
 }
 
 #[cfg(test)]
@@ -218,5 +292,29 @@ mod tests {
         assert!(!limiter.allow(ip, t));
         assert!(limiter.exhausted(ip, t));
         assert!(limiter.allow(ip, t + Duration::minutes(1)));
+    }
+
+    #[test]
+    fn reserving_stops_at_max_and_a_release_gives_one_back() {
+        let limiter = RateLimiter::new(2, Duration::minutes(1));
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let t = chrono::DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert!(limiter.reserve(ip, t));
+        assert!(limiter.reserve(ip, t));
+        assert!(!limiter.reserve(ip, t));
+        assert!(
+            !limiter.reserve(ip, t),
+            "a refusal takes nothing, and gives nothing"
+        );
+        limiter.release(ip, t);
+        assert!(limiter.reserve(ip, t));
+        assert!(!limiter.reserve(ip, t));
+        assert_eq!(
+            limiter.retry_after(ip, t + Duration::seconds(20)),
+            Duration::seconds(40)
+        );
+        assert!(limiter.reserve(ip, t + Duration::minutes(1)));
     }
 }

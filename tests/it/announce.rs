@@ -122,6 +122,12 @@ async fn the_api_checks_its_token_and_announces_once_unless_forced() {
         assert_eq!(post(&app, Some("wrong"), body.clone()).await.0, StatusCode::UNAUTHORIZED);
         let bad = http().post(app.url("/api/announcements")).bearer_auth(TOKEN).body("{not json").send().await.unwrap();
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        let dry_run = json!({ "resource_id": id, "dry_run": true }).to_string();
+        for scheme in ["bearer", "BEARER"] {
+            let r = http().post(app.url("/api/announcements")).header("authorization", format!("{scheme} {TOKEN}"))
+                .header("content-type", "application/json").body(dry_run.clone()).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "the scheme {scheme} is case-insensitive (RFC 9110)");
+        }
         let (status, _) = post(&app, Some(TOKEN), json!({ "resource_id": "0000000000000000" })).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 

@@ -358,3 +358,36 @@ fn the_systemd_unit_verifies_and_scores_as_hardened() {
     let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
     assert!(command_parses(&args), "ExecStart {args:?}");
 }
+
+/// File descriptors `serve` keeps back from HTTP connections (web/server.rs).
+const RESERVED_FILES: usize = 256;
+
+#[test]
+fn the_unit_and_compose_raise_the_open_file_limit_above_the_connection_limit() {
+    let env = HashMap::from([(
+        "TIDINGS_SMTP_URL".to_owned(),
+        "smtps://u:p@smtp.example.org".to_owned(),
+    )]);
+    let text = std::fs::read_to_string(deploy("tidings.example.toml")).unwrap();
+    let one_box = checked(&text, &env, "deploy/tidings.example.toml");
+    let unit = std::fs::read_to_string(deploy("tidings.service")).unwrap();
+    let limit: usize = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("LimitNOFILE="))
+        .expect("the unit sets LimitNOFILE")
+        .parse()
+        .unwrap();
+    assert!(
+        limit >= one_box.server.max_connections + RESERVED_FILES,
+        "LimitNOFILE={limit} leaves no room for server.max_connections = {}",
+        one_box.server.max_connections
+    );
+    let compose = yaml("compose.yaml");
+    let text = std::fs::read_to_string(deploy("compose.toml")).unwrap();
+    let config = checked(&text, &env, "deploy/compose.toml");
+    let nofile = &compose["services"]["tidings"]["ulimits"]["nofile"];
+    let soft = nofile["soft"]
+        .as_u64()
+        .expect("compose sets ulimits.nofile");
+    assert!(soft as usize >= config.server.max_connections + RESERVED_FILES);
+}

@@ -30,6 +30,9 @@ mod hygiene;
 mod handover;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
+// Hostile clients: sign-in bursts, sessions after sign-out, slow and idle
+// connections, database outages.
+mod hostile;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
 // The production mail path: STARTTLS, smtps://, AUTH, refused certificates, mail.ca_file.

@@ -31,7 +31,7 @@ pub async fn admin_app(db_url: &str, sink: &Maildir) -> (TestApp, Served) {
     (app, served)
 }
 
-fn no_redirects() -> reqwest::Client {
+pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -39,7 +39,7 @@ fn no_redirects() -> reqwest::Client {
 }
 
 /// GET `url`; the CSRF field of its form and the cookies it set.
-async fn form_of(url: &str, cookies: &str) -> (String, String) {
+pub async fn form_of(url: &str, cookies: &str) -> (String, String) {
     let response = http()
         .get(url)
         .header(COOKIE, cookies)
@@ -67,7 +67,7 @@ async fn form_of(url: &str, cookies: &str) -> (String, String) {
     (csrf, jar)
 }
 
-async fn post_form(url: &str, cookies: &str, body: &str) -> reqwest::Response {
+pub async fn post_form(url: &str, cookies: &str, body: &str) -> reqwest::Response {
     no_redirects()
         .post(url)
         .header(COOKIE, cookies)

@@ -1,0 +1,65 @@
+//! Admin sessions: one row per signed-in browser, keyed by the SHA-256 of
+//! the cookie's token, ended by signing out or by its expiry. Every replica
+//! sees the same sessions.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError, format_time};
+
+impl Store {
+    /// Record a session `id` (the token's hash) for `credential` until
+    /// `expires`, and forget sessions that have expired.
+    pub async fn start_admin_session(
+        &self,
+        id: &str,
+        credential: &str,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+            .bind(format_time(now))
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("forget expired admin sessions"))?;
+        sqlx::query(
+            "INSERT INTO admin_sessions (id, credential, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(credential)
+        .bind(format_time(now))
+        .bind(format_time(expires))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(StoreError::db("start an admin session"))
+    }
+
+    /// True when session `id` exists for `credential` and has not expired.
+    pub async fn admin_session_live(
+        &self,
+        id: &str,
+        credential: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM admin_sessions WHERE id = $1 AND credential = $2 AND expires_at > $3",
+        )
+        .bind(id)
+        .bind(credential)
+        .bind(format_time(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db("look up an admin session"))?;
+        Ok(found.is_some())
+    }
+
+    /// End session `id`; a no-op when it is already gone.
+    pub async fn end_admin_session(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sessions WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(StoreError::db("end an admin session"))
+    }
+}
