@@ -109,7 +109,7 @@ pub async fn run_on(
     });
     publisher.refresh_if_moved().await;
     let templates = Arc::new(Templates::new("templates"));
-    let signing_key = SigningKey::load(&store, config::process_env("TIDINGS_SECRET")).await?;
+    let signing_key = SigningKey::for_daemon(&store, config::process_env("TIDINGS_SECRET")).await?;
     let kit = MailKit::new(
         store.clone(),
         config.clone(),

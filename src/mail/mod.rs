@@ -45,6 +45,10 @@ pub enum MailError {
     /// The transport could not be set up from the config.
     #[error("mail.smtp_url is not usable: {0}")]
     Transport(String),
+    /// This process would sign links with another key than `tidings serve`
+    /// does, so the links in what it sends would not work.
+    #[error("{0}")]
+    KeyMismatch(String),
     /// The operating system gave no randomness.
     #[error("could not read random bytes: {0}")]
     Random(String),
