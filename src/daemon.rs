@@ -163,6 +163,9 @@ pub async fn run_on(
     for task in background {
         let _ = tokio::time::timeout_at(deadline, task).await;
     }
+    // On SQLite this folds the write-ahead log into the database file.
+    store.close().await;
+    info!("stopped");
     served.context("the HTTP server failed")
 }
 

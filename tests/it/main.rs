@@ -10,6 +10,8 @@ mod support;
 mod alerts;
 // Announcements: CLI, API (tokens, 409, force), automatic on ingest, hostile text.
 mod announce;
+// SQLite whole in its file after SIGTERM; `db backup` under load.
+mod backups;
 // Headless Chromium: subscribe and confirm, announce from the admin page.
 mod browser;
 // The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.
