@@ -14,6 +14,8 @@ mod announce;
 mod backups;
 // Headless Chromium: subscribe and confirm, announce from the admin page.
 mod browser;
+// `serve`'s loops on a virtual clock through the skipped and the repeated hour.
+mod clock_changes;
 // The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.
 mod cli;
 // `db copy` from SQLite into an empty database, state intact.
@@ -26,6 +28,8 @@ mod deploy;
 mod digest;
 // The HTTP client: origins, redirects, robots.txt, retries, size caps, charsets.
 mod fetch;
+// A digest period cut short by SIGKILL or a full disk, finished by the next run.
+mod periods;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
 // Several `serve` replicas on one PostgreSQL database, and a SQLite install moved onto it.
