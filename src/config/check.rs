@@ -505,8 +505,7 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         p.add(
             "mail.rate_per_s",
             format!(
-                "{rate} is out of range: must be between {} (one an hour) and {}",
-                MAIL_RATE_PER_S.start(),
+                "{rate} is out of range: must be between 1/3600 (one an hour) and {}",
                 MAIL_RATE_PER_S.end()
             ),
         );
