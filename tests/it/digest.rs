@@ -872,3 +872,26 @@ async fn a_command_signs_links_as_the_daemon_does_or_refuses_to_send() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn processes_without_a_secret_create_and_share_one_stored_key() {
+    on_every_backend(|db| async move {
+        db.migrated().await;
+        let mut loading = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let url = db.url.clone();
+            loading.spawn(async move {
+                let store = tidings::store::Store::open(&url).await.unwrap();
+                let key = tidings::mail::token::SigningKey::load(&store, None).await;
+                store.close().await;
+                key.unwrap().token(1, "nonce")
+            });
+        }
+        let tokens: Vec<String> = loading.join_all().await;
+        assert!(
+            tokens.iter().all(|t| *t == tokens[0]),
+            "eight processes at once sign alike: {tokens:?}"
+        );
+    })
+    .await;
+}
