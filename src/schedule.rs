@@ -20,14 +20,14 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{
-    DateTime, Duration, LocalResult, NaiveDateTime, SubsecRound, TimeZone, Timelike, Utc,
+    DateTime, Duration, LocalResult, NaiveDateTime, Offset, SubsecRound, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
 use croner::Cron;
 
-/// Wider than any UTC offset change (the largest, Antarctica/Troll's, is two
-/// hours): a wall-clock time and its instant are never further apart than this
-/// from the neighbouring ones.
+/// Longer than any UTC offset change (the largest today, Antarctica/Troll's,
+/// is two hours) and shorter than the time between two changes: within this
+/// of any instant the zone's offset changes at most once.
 const MARGIN: Duration = Duration::hours(3);
 /// How far past a skipped wall-clock time to look for the end of the gap.
 const LONGEST_GAP_MINUTES: i64 = 24 * 60;
@@ -78,20 +78,28 @@ impl Schedule {
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Whole seconds in, whole seconds out.
         let after = after.trunc_subsecs(0);
-        let mut wall = self.naive_next_inclusive(self.wall(after) - MARGIN)?;
-        let mut best: Option<(DateTime<Utc>, NaiveDateTime)> = None;
+        // An instant t has wall-clock time t + offset(t), so no wall-clock
+        // time below `after` plus the lowest offset near it maps past `after`.
+        let lowest = self.offset_at(after).min(self.offset_at(after + MARGIN));
+        let mut wall = self.naive_next_inclusive(after.naive_utc() + lowest)?;
+        let mut best: Option<DateTime<Utc>> = None;
         loop {
-            if best.is_some_and(|(_, found)| wall > found + MARGIN) {
-                return best.map(|(at, _)| at);
+            // Later wall-clock times map to instants of at least wall - offset,
+            // the offset being at most the highest near the best found.
+            if let Some(b) = best {
+                let highest = self.offset_at(b).max(self.offset_at(b - MARGIN));
+                if wall - highest > b.naive_utc() {
+                    return best;
+                }
             }
             for at in self.instants_of(wall) {
-                if at > after && best.is_none_or(|(b, _)| at < b) {
-                    best = Some((at, wall));
+                if at > after && best.is_none_or(|b| at < b) {
+                    best = Some(at);
                 }
             }
             match self.naive_next(wall) {
                 Some(next) => wall = next,
-                None => return best.map(|(at, _)| at),
+                None => return best,
             }
         }
     }
@@ -99,27 +107,32 @@ impl Schedule {
     /// The latest occurrence at or before `at`, or `None` if there is none.
     pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let at = at.trunc_subsecs(0);
-        let mut wall = self.naive_previous_inclusive(self.wall(at) + MARGIN)?;
-        let mut best: Option<(DateTime<Utc>, NaiveDateTime)> = None;
+        let highest = self.offset_at(at).max(self.offset_at(at - MARGIN));
+        let mut wall = self.naive_previous_inclusive(at.naive_utc() + highest)?;
+        let mut best: Option<DateTime<Utc>> = None;
         loop {
-            if best.is_some_and(|(_, found)| wall < found - MARGIN) {
-                return best.map(|(b, _)| b);
+            if let Some(b) = best {
+                let lowest = self.offset_at(b).min(self.offset_at(b + MARGIN));
+                if wall - lowest < b.naive_utc() {
+                    return best;
+                }
             }
             for instant in self.instants_of(wall) {
-                if instant <= at && best.is_none_or(|(b, _)| instant > b) {
-                    best = Some((instant, wall));
+                if instant <= at && best.is_none_or(|b| instant > b) {
+                    best = Some(instant);
                 }
             }
             match self.naive_previous(wall) {
                 Some(previous) => wall = previous,
-                None => return best.map(|(b, _)| b),
+                None => return best,
             }
         }
     }
 
-    /// The wall-clock time of `at` in the schedule's zone.
-    fn wall(&self, at: DateTime<Utc>) -> NaiveDateTime {
-        at.with_timezone(&self.tz).naive_local()
+    /// The zone's UTC offset at `at`.
+    fn offset_at(&self, at: DateTime<Utc>) -> Duration {
+        let offset = self.tz.offset_from_utc_datetime(&at.naive_utc()).fix();
+        Duration::seconds(i64::from(offset.local_minus_utc()))
     }
 
     /// The instants at which matching wall-clock time `wall` fires.
@@ -433,7 +446,7 @@ mod tests {
         use chrono::Offset;
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(200))]
+            #![proptest_config(ProptestConfig::with_cases(500))]
 
             #[test]
             fn next_is_strictly_later_monotonic_and_agrees_with_the_scan(
