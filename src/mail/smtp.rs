@@ -339,10 +339,13 @@ async fn quit(mut conn: Conn) {
     let _ = tokio::time::timeout(QUIT_WAIT, conn.smtp.abort()).await;
 }
 
-/// 5xx is final; 4xx, network errors and a dropped connection are worth retrying.
+/// 5xx is final; 4xx (deferred by the server), network errors and a dropped
+/// connection are worth retrying.
 pub(crate) fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     if e.is_permanent() {
         SendError::Permanent(e.to_string())
+    } else if e.is_transient() {
+        SendError::Deferred(e.to_string())
     } else {
         SendError::Transient(e.to_string())
     }
