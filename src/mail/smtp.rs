@@ -523,6 +523,7 @@ fn credentials(url: &Url) -> Result<Option<Credentials>, String> {
 fn with_reason(e: SendError, f: impl FnOnce(&str) -> String) -> SendError {
     match e {
         SendError::Transient(r) => SendError::Transient(f(&r)),
+        SendError::Deferred(r) => SendError::Deferred(f(&r)),
         SendError::Refused(r) => SendError::Refused(f(&r)),
         SendError::Permanent(r) => SendError::Permanent(f(&r)),
         SendError::Unconfirmed(r) => SendError::Unconfirmed(f(&r)),
