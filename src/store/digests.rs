@@ -87,7 +87,10 @@ impl Store {
         })
     }
 
-    /// Marks a claimed period done, with how many digests it queued.
+    /// Marks a claimed period done, adding how many digests this claimer
+    /// queued. A period whose claim lapsed mid-queue (a slow batch) can be
+    /// finished by two claimers, each queueing only subscribers the other
+    /// had not: their counts add up, and the first finish time stays.
     pub async fn finish_digest_run(
         &self,
         schedule: &str,
@@ -96,7 +99,8 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE digest_runs SET finished_at = $3, queued = $4 WHERE schedule = $1 AND period = $2",
+            "UPDATE digest_runs SET finished_at = COALESCE(finished_at, $3), queued = queued + $4 \
+             WHERE schedule = $1 AND period = $2",
         )
         .bind(schedule)
         .bind(format_time(period))
