@@ -285,6 +285,13 @@ async fn replica_stopped_mid_send(db: Db, how: Stop) {
     let leader = leader(&apps).await;
     let survivor = 1 - leader;
     let holder = lease_holder(&db.store).await;
+    // Holder ids are `host:pid:random`: the replica about to be stopped holds the lease.
+    let leader_pid = served[leader].pid().to_string();
+    assert_eq!(
+        holder.as_deref().and_then(|h| h.split(':').nth(1)),
+        Some(leader_pid.as_str()),
+        "the replica that ran the ingest holds the scheduler lease"
+    );
     wait_until(Duration::from_secs(60), || async { sink.count() >= 250 }).await;
     let sent_by_leader = metric(&apps[leader], SENT).await;
     match how {
