@@ -33,6 +33,8 @@ mod fetch;
 // Hostile clients: sign-in bursts, sessions after sign-out, slow and idle
 // connections, database outages.
 mod hostile;
+// The outbox's state machine on SQLite and PostgreSQL: claims, hand-over, outcomes, retries.
+mod outbox;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
 // The production mail path: STARTTLS, smtps://, AUTH, refused certificates, mail.ca_file.
