@@ -22,6 +22,8 @@ mod feeds;
 mod deploy;
 // Digests by email through real SMTP servers: content, unsubscribe, faults, crashes.
 mod digest;
+// Golden files: one RSS and one Atom feed and a digest email, byte for byte.
+mod golden;
 // Held runs, derived fields, cut pages, run deadlines, `check` and `expect`.
 mod held;
 // Hostile text and long links: clean in store, pages, feeds and mail; migration 0009; plain logs.
