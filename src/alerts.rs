@@ -200,14 +200,14 @@ impl Alerts {
         view: &AlertView<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), MailError> {
-        if self.store.raise_alert(name, now).await? {
+        if let Some(change) = self.store.raise_alert_numbered(name, now).await? {
             error!(
                 alert = name,
                 failures = view.failures,
                 error = view.error,
                 "alert raised"
             );
-            self.send(view, &format!("{name}/raised/{}", now.timestamp()), now)
+            self.send(name, view, &format!("{name}/{change}/raised"), now)
                 .await?;
         }
         Ok(())
@@ -220,21 +220,27 @@ impl Alerts {
         view: &AlertView<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), MailError> {
-        if self.store.clear_alert(name, now).await? {
+        if let Some(change) = self.store.clear_alert_numbered(name, now).await? {
             info!(alert = name, "alert cleared");
-            self.send(view, &format!("{name}/cleared/{}", now.timestamp()), now)
+            self.send(name, view, &format!("{name}/{change}/cleared"), now)
                 .await?;
         }
         Ok(())
     }
 
-    /// Queue one alert email per admin.
+    /// Queue one alert email per admin, keyed by the alert's change number
+    /// (unique, however close in time two changes are). Earlier emails of the
+    /// alert still waiting for a retry are made due first, so they are not
+    /// the last word the admins read.
     async fn send(
         &self,
+        name: &str,
         view: &AlertView<'_>,
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<(), MailError> {
+        let earlier = now - chrono::Duration::seconds(1);
+        self.store.hurry_alert_mail(name, earlier).await?;
         let text = self
             .templates
             .render("alert.txt", view)

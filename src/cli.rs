@@ -150,6 +150,12 @@ enum DbCommand {
         #[arg(long, value_name = "URL")]
         to: String,
     },
+    /// Write a consistent copy of the SQLite database to FILE (a new file),
+    /// safe while `serve` runs. For PostgreSQL, use pg_dump.
+    Backup {
+        /// Where to write the copy.
+        file: PathBuf,
+    },
 }
 
 /// A mistake in how the command was called: exit code 2.
@@ -161,7 +167,17 @@ pub struct UsageError(pub String);
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let loaded = config::load(cli.config.as_deref(), &config::process_env)?;
     let clock: SharedClock = Arc::new(SystemClock);
-    match cli.command {
+    let result = dispatch(cli.command, loaded, clock).await;
+    close_stores().await;
+    result
+}
+
+async fn dispatch(
+    command: Command,
+    loaded: config::Loaded,
+    clock: SharedClock,
+) -> Result<ExitCode> {
+    match command {
         Command::Serve { listen, ready_file } => {
             let mut loaded = loaded;
             if let Some(listen) = listen {
@@ -198,7 +214,41 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Db {
             command: DbCommand::Copy { to },
         } => db_copy_cmd(&loaded.config, &to).await,
+        Command::Db {
+            command: DbCommand::Backup { file },
+        } => db_backup_cmd(&loaded.config, &file).await,
     }
+}
+
+/// Every store this command opened, closed when it ends.
+static OPENED: std::sync::Mutex<Vec<Store>> = std::sync::Mutex::new(Vec::new());
+
+/// Closes the stores the command opened: on SQLite this folds the
+/// write-ahead log into the database file, so the `.db` file alone is whole.
+async fn close_stores() {
+    let stores = std::mem::take(
+        &mut *OPENED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for store in stores {
+        store.close().await;
+    }
+}
+
+async fn db_backup_cmd(config: &Config, file: &Path) -> Result<ExitCode> {
+    let store = open_store(config).await?;
+    if store.backend() != crate::store::Backend::Sqlite {
+        return Err(UsageError(
+            "tidings db backup copies a SQLite database; for PostgreSQL use pg_dump \
+             (for example: pg_dump --format=custom --file=tidings.dump \"$DATABASE_URL\")"
+                .to_owned(),
+        )
+        .into());
+    }
+    store.backup(file).await?;
+    println!("backed up the database to {}", file.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Open the configured database and apply migrations.
@@ -210,6 +260,10 @@ pub async fn open_store(config: &Config) -> Result<Store> {
         .migrate()
         .await
         .with_context(|| format!("could not apply migrations to {shown}"))?;
+    OPENED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(store.clone());
     Ok(store)
 }
 

@@ -38,7 +38,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How often a replica checks whether another one changed the store.
 const VERSION_POLL: Duration = Duration::from_secs(5);
 /// Wait before trying a digest period again after the store failed.
-const DIGEST_RETRY: Duration = Duration::from_secs(60);
+const DIGEST_RETRY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Keeps the served feeds in step with the store's feed version.
 struct Publisher {
@@ -110,7 +110,7 @@ pub async fn run_on(
     });
     publisher.refresh_if_moved().await;
     let templates = Arc::new(Templates::new("templates"));
-    let signing_key = SigningKey::load(&store, config::process_env("TIDINGS_SECRET")).await?;
+    let signing_key = SigningKey::for_daemon(&store, config::process_env("TIDINGS_SECRET")).await?;
     let kit = MailKit::new(
         store.clone(),
         config.clone(),
@@ -164,6 +164,9 @@ pub async fn run_on(
     for task in background {
         let _ = tokio::time::timeout_at(deadline, task).await;
     }
+    // On SQLite this folds the write-ahead log into the database file.
+    store.close().await;
+    info!("stopped");
     served.context("the HTTP server failed")
 }
 
@@ -228,6 +231,8 @@ fn start_background(
 /// missed period, once) and then at each scheduled instant, computed in local
 /// time each time so clock changes never shift it. Only the replica holding
 /// the scheduler lease queues; the database claim makes a period once anyway.
+/// Each sleep is until an instant strictly after both now and the occurrence
+/// just handled, so the loop never runs an occurrence twice nor spins.
 async fn digest_loop(
     clock: Arc<dyn Clock>,
     digests: Digests,
@@ -236,42 +241,50 @@ async fn digest_loop(
     mut leadership: Leadership,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut handled = clock.now();
     loop {
         tokio::select! {
             held = leadership.wait() => if !held { return },
             _ = stop.changed() => return,
         }
-        let failed = match digests
+        // When to look again before the next occurrence: soon after a failure
+        // (the period is still owed), or once another process's claim on an
+        // unfinished period runs out (it may have died).
+        let retry_at = match digests
             .enqueue_schedule(frequency, clock.now(), false)
             .await
         {
-            Ok(report) => {
-                if report.is_some_and(|r| r.queued > 0) {
+            Ok(reports) => {
+                if reports.iter().any(|r| r.queued > 0) {
                     wake.notify_one();
                 }
-                false
+                reports
+                    .iter()
+                    .filter_map(|r| r.held_until)
+                    .max()
+                    .map(|until| until.max(clock.now()) + chrono::TimeDelta::seconds(1))
             }
             Err(e) => {
                 error!(schedule = frequency.as_str(), error = %e, "could not queue digests; will retry");
-                true
+                Some(clock.now() + DIGEST_RETRY)
             }
         };
         let now = clock.now();
-        let Some(next) = digests.schedule(frequency).next_after(now) else {
+        handled = handled.max(now);
+        let Some(next) = digests.schedule(frequency).next_after(handled) else {
             warn!(
                 schedule = frequency.as_str(),
                 "digest schedule has no next run"
             );
             return;
         };
-        let mut wait = (next - now).to_std().unwrap_or_default();
-        if failed {
-            // The period is still due: try again soon rather than at the next one.
-            wait = wait.min(DIGEST_RETRY);
-        }
+        let until = retry_at.map_or(next, |retry| next.min(retry));
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = clock.sleep_until(until) => {}
             _ = stop.changed() => return,
+        }
+        if until == next {
+            handled = next;
         }
     }
 }
@@ -286,6 +299,7 @@ async fn source_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let categorizer = Categorizer::new(publisher.config.categories.rules.clone());
+    let mut handled = publisher.clock.now();
     loop {
         tokio::select! {
             held = leadership.wait() => if !held { return },
@@ -307,16 +321,16 @@ async fn source_loop(
         if report.changed_anything() {
             publisher.refresh_if_moved().await;
         }
-        let now = publisher.clock.now();
-        let Some(next) = source.schedule.next_after(now) else {
+        handled = handled.max(publisher.clock.now());
+        let Some(next) = source.schedule.next_after(handled) else {
             warn!(source = %source.name, schedule = source.schedule.expr(), "schedule has no next run");
             return;
         };
-        let wait = (next - now).to_std().unwrap_or_default();
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = publisher.clock.sleep_until(next) => {}
             _ = stop.changed() => return,
         }
+        handled = next;
     }
 }
 

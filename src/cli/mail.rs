@@ -345,7 +345,7 @@ async fn send(
     let reports = if now_flag {
         vec![digests.run(Period::now(now), now, dry_run).await?]
     } else {
-        digests.enqueue_due(now, dry_run).await?
+        enqueue_due_waiting(digests, clock, dry_run).await?
     };
     print_periods(&reports, dry_run);
     if dry_run {
@@ -354,6 +354,36 @@ async fn send(
     let delivery = super::delivery(store, config, clock)?;
     let report = deliver(store, &delivery).await?;
     finish(store, report).await
+}
+
+/// Queues the due periods; a period another process claimed and has not
+/// finished is waited for until its claim runs out (the claimer may have
+/// died), then taken over, so a rerun after a crash queues the rest.
+async fn enqueue_due_waiting(
+    digests: &Digests,
+    clock: &SharedClock,
+    dry_run: bool,
+) -> Result<Vec<PeriodReport>> {
+    let mut reports: Vec<PeriodReport> = Vec::new();
+    loop {
+        let round = digests.enqueue_due(clock.now(), dry_run).await?;
+        let held = round.iter().filter_map(|r| r.held_until).max();
+        // Keep the last word on each period.
+        for report in round {
+            reports.retain(|r| (r.schedule, r.period) != (report.schedule, report.period));
+            reports.push(report);
+        }
+        let Some(until) = held else {
+            return Ok(reports);
+        };
+        eprintln!(
+            "waiting until {} for a digest period another run claimed and has not finished",
+            rfc3339(until)
+        );
+        clock
+            .sleep_until(until + chrono::TimeDelta::milliseconds(500))
+            .await;
+    }
 }
 
 fn print_periods(reports: &[PeriodReport], dry_run: bool) {

@@ -49,6 +49,42 @@ impl Problems {
     }
 }
 
+/// Seconds a send may wait for the server (`mail.timeout_s`).
+const MAIL_TIMEOUT_S: std::ops::RangeInclusive<u64> = 1..=3600;
+/// Seconds between looks at the outbox (`mail.poll_s`).
+const MAIL_POLL_S: std::ops::RangeInclusive<u64> = 1..=3600;
+/// Seconds before the first retry (`mail.retry_base_s`).
+const MAIL_RETRY_BASE_S: std::ops::RangeInclusive<u64> = 1..=86_400;
+/// Messages a second (`mail.rate_per_s`): at least one an hour, at most ten thousand a second.
+const MAIL_RATE_PER_S: std::ops::RangeInclusive<f64> = (1.0 / 3600.0)..=10_000.0;
+/// Seconds a page fetch may take (`sources[].timeout_s`).
+const SOURCE_TIMEOUT_S: std::ops::RangeInclusive<u64> = 1..=600;
+/// Milliseconds between pages (`sources[].page_pause_ms`).
+const SOURCE_PAGE_PAUSE_MS: std::ops::RangeInclusive<u64> = 0..=60_000;
+
+/// `value` of `key` (default `default`), or a problem naming the allowed range.
+fn bounded(
+    p: &mut Problems,
+    key: &str,
+    value: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> u64 {
+    let value = value.unwrap_or(default);
+    if range.contains(&value) {
+        return value;
+    }
+    p.add(
+        key,
+        format!(
+            "{value} is out of range: must be between {} and {}",
+            range.start(),
+            range.end()
+        ),
+    );
+    default
+}
+
 /// Check everything; `Err` holds every problem found.
 pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Problem>> {
     let mut p = Problems::default();
@@ -112,11 +148,10 @@ fn check_server(raw: &super::raw::RawServer, p: &mut Problems) -> Option<ServerC
         "server.max_connections",
         raw.max_connections,
         512,
-        (1, 100_000),
-        "connections",
+        1..=100_000,
     );
     let mut seconds = |key: &str, value: Option<u64>, default: u64, max: u64| {
-        Duration::from_secs(bounded(p, key, value, default, (1, max), "seconds"))
+        Duration::from_secs(bounded(p, key, value, default, 1..=max))
     };
     let header_timeout = seconds("server.header_timeout_s", raw.header_timeout_s, 10, 300);
     let idle_timeout = seconds("server.idle_timeout_s", raw.idle_timeout_s, 60, 3600);
@@ -130,25 +165,6 @@ fn check_server(raw: &super::raw::RawServer, p: &mut Problems) -> Option<ServerC
         idle_timeout,
         request_timeout,
     })
-}
-
-/// `value` (or `default` when unset), recording a problem at `key` when it
-/// is outside `min..=max` `unit`.
-fn bounded(
-    p: &mut Problems,
-    key: &str,
-    value: Option<u64>,
-    default: u64,
-    (min, max): (u64, u64),
-    unit: &str,
-) -> u64 {
-    let value = value.unwrap_or(default);
-    if (min..=max).contains(&value) {
-        value
-    } else {
-        p.add(key, format!("must be between {min} and {max} {unit}"));
-        default
-    }
 }
 
 fn check_site(
@@ -371,10 +387,20 @@ fn check_html(key: &str, raw: RawSource, p: &mut Problems) -> Option<HtmlSourceC
     if max_pages == 0 {
         p.add(format!("{key}.max_pages"), "must be at least 1");
     }
-    let timeout_s = raw.timeout_s.unwrap_or(fetch::DEFAULT_TIMEOUT.as_secs());
-    if timeout_s == 0 {
-        p.add(format!("{key}.timeout_s"), "must be at least 1");
-    }
+    let timeout_s = bounded(
+        p,
+        &format!("{key}.timeout_s"),
+        raw.timeout_s,
+        fetch::DEFAULT_TIMEOUT.as_secs(),
+        SOURCE_TIMEOUT_S,
+    );
+    let page_pause_ms = bounded(
+        p,
+        &format!("{key}.page_pause_ms"),
+        raw.page_pause_ms,
+        u64::try_from(fetch::DEFAULT_PAGE_PAUSE.as_millis()).expect("a second fits"),
+        SOURCE_PAGE_PAUSE_MS,
+    );
     let max_bytes = raw.max_bytes.unwrap_or(fetch::DEFAULT_MAX_BYTES);
     if max_bytes < 1024 {
         p.add(format!("{key}.max_bytes"), "must be at least 1024");
@@ -383,9 +409,7 @@ fn check_html(key: &str, raw: RawSource, p: &mut Problems) -> Option<HtmlSourceC
         url: url?,
         select: select?,
         max_pages,
-        page_pause: raw
-            .page_pause_ms
-            .map_or(fetch::DEFAULT_PAGE_PAUSE, Duration::from_millis),
+        page_pause: Duration::from_millis(page_pause_ms),
         timeout: Duration::from_secs(timeout_s),
         max_bytes,
     })
@@ -547,19 +571,30 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
     for (i, admin) in raw.admins.iter().enumerate() {
         p.take(&format!("mail.admins[{i}]"), check_mailbox(admin));
     }
-    if raw.rate_per_s.is_some_and(|r| r.is_nan() || r <= 0.0) {
-        p.add("mail.rate_per_s", "must be a positive number");
+    if let Some(rate) = raw.rate_per_s
+        && !MAIL_RATE_PER_S.contains(&rate)
+    {
+        p.add(
+            "mail.rate_per_s",
+            format!(
+                "{rate} is out of range: must be between 1/3600 (one an hour) and {}",
+                MAIL_RATE_PER_S.end()
+            ),
+        );
     }
     let concurrency = raw.concurrency.unwrap_or(4);
     if concurrency == 0 {
         p.add("mail.concurrency", "must be at least 1");
     }
-    if raw.timeout_s == Some(0) {
-        p.add("mail.timeout_s", "must be at least 1");
-    }
-    if raw.poll_s == Some(0) {
-        p.add("mail.poll_s", "must be at least 1");
-    }
+    let timeout_s = bounded(p, "mail.timeout_s", raw.timeout_s, 30, MAIL_TIMEOUT_S);
+    let poll_s = bounded(p, "mail.poll_s", raw.poll_s, 5, MAIL_POLL_S);
+    let retry_base_s = bounded(
+        p,
+        "mail.retry_base_s",
+        raw.retry_base_s,
+        60,
+        MAIL_RETRY_BASE_S,
+    );
     let mut at_least_one = |key: &str, value: Option<u32>, default: u32| {
         let value = value.unwrap_or(default);
         if value == 0 {
@@ -598,9 +633,9 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         unsubscribe_mailto: raw.unsubscribe_mailto,
         rate_per_s: raw.rate_per_s,
         concurrency,
-        timeout: Duration::from_secs(raw.timeout_s.unwrap_or(30)),
-        poll: Duration::from_secs(raw.poll_s.unwrap_or(5)),
-        retry_base: Duration::from_secs(raw.retry_base_s.unwrap_or(60)),
+        timeout: Duration::from_secs(timeout_s),
+        poll: Duration::from_secs(poll_s),
+        retry_base: Duration::from_secs(retry_base_s),
         max_attempts,
         suppress_after,
         alert_after,

@@ -351,3 +351,73 @@ fn ca_file_adds_its_certificates_or_names_the_key_and_the_file() {
         assert!(message.contains(&path.display().to_string()), "{message}");
     }
 }
+
+#[test]
+fn numbers_that_would_overflow_a_timer_are_refused_with_the_allowed_range() {
+    let problems = problems_of(
+        r#"
+[mail]
+timeout_s = 9000000000000000000
+poll_s = 18446744073709551615
+retry_base_s = 9000000000000000000
+rate_per_s = 1e-30
+[[sources]]
+name = "s"
+kind = "html"
+url = "https://example.org/"
+timeout_s = 9000000000000000000
+page_pause_ms = 9000000000000000000
+[sources.select]
+entry = "li"
+title = "h3"
+"#,
+    );
+    for (key, range) in [
+        ("mail.timeout_s", "between 1 and 3600"),
+        ("mail.poll_s", "between 1 and 3600"),
+        ("mail.retry_base_s", "between 1 and 86400"),
+        ("mail.rate_per_s", "(one an hour) and 10000"),
+        ("sources[0].timeout_s", "between 1 and 600"),
+        ("sources[0].page_pause_ms", "between 0 and 60000"),
+    ] {
+        let problem = problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("no problem for {key} in {problems:?}"));
+        assert!(
+            problem.message.contains(range),
+            "{key}: {}",
+            problem.message
+        );
+    }
+    let huge_rate = problems_of("[mail]\nrate_per_s = 1e30\n");
+    assert_eq!(keys(&huge_rate), ["mail.rate_per_s"]);
+}
+
+#[test]
+fn a_schedule_that_can_never_fire_is_refused_with_its_key() {
+    let problems = problems_of(
+        r#"
+[digest]
+daily_schedule = "0 0 30 2 *"
+[[sources]]
+name = "s"
+kind = "seed"
+path = "x"
+schedule = "0 12 31 4 *"
+"#,
+    );
+    assert_eq!(
+        keys(&problems),
+        ["sources[0].schedule", "digest.daily_schedule"]
+    );
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.message.contains("can never fire")),
+        "{problems:?}"
+    );
+    // 29 February comes round: a rare schedule is fine.
+    let config = from_toml("[digest]\ndaily_schedule = \"0 9 29 2 *\"\n", &no_env);
+    assert!(config.is_ok(), "{config:?}");
+}

@@ -2,7 +2,8 @@
 //! at once, at most `mail.rate_per_s` a second), record the hand-over just
 //! before each message's final dot, and record the outcome the moment the
 //! server answers. 4xx, and timeouts and dropped connections before the dot,
-//! go back in the queue with exponential backoff; 5xx marks the row failed
+//! go back in the queue with exponential backoff (a 4xx retried so does not
+//! count toward the mail alert: the server is working); 5xx marks the row failed
 //! with the server's reply, and a refusal of the recipient or the message
 //! counts toward suppressing the subscriber; no answer after the dot leaves
 //! the row `unconfirmed`, never sent again on its own (at most once). A row
@@ -300,6 +301,14 @@ impl Delivery {
                 if let Some(pace) = &self.pace {
                     pace.wait().await;
                 }
+                if row.kind == "alert" {
+                    // Alerts go one at a time, in the order they were due, so
+                    // the admins read an alert's changes in order.
+                    let outcome = self.deliver(row).await;
+                    drop(permit);
+                    finished(Ok(outcome), report);
+                    continue;
+                }
                 let this = self.clone();
                 tasks.spawn(async move {
                     let outcome = this.deliver(row).await;
@@ -356,10 +365,14 @@ impl Delivery {
             return Outcome::Released;
         }
         let reason = result.as_ref().err().map(ToString::to_string);
+        let deferred = matches!(result, Err(SendError::Deferred(_)));
         let outcome = self.settle(&row, result).await;
         // An alert's own fate says nothing new: counting its success would
         // clear the alert it carries while subscribers' mail still fails.
-        if row.kind != "alert" {
+        // A 4xx that will be retried (greylisting) is the server working as
+        // meant, not a failure: it neither counts nor breaks the streak.
+        let retried_as_asked = deferred && outcome == Outcome::Retrying;
+        if row.kind != "alert" && !retried_as_asked {
             self.count(outcome, reason.as_deref()).await;
         }
         outcome
@@ -388,7 +401,7 @@ impl Delivery {
             Err(error) => error,
         };
         match error {
-            SendError::Transient(reason)
+            SendError::Transient(reason) | SendError::Deferred(reason)
                 if (row.attempts as u64) < u64::from(self.max_attempts) =>
             {
                 let next = now + self.backoff(row.attempts);
@@ -396,7 +409,7 @@ impl Delivery {
                 let written = self.store.mark_retry(id, next, &reason).await;
                 self.record(id, written, Outcome::Retrying)
             }
-            SendError::Transient(reason) => {
+            SendError::Transient(reason) | SendError::Deferred(reason) => {
                 let reason = format!("gave up after {} attempts: {reason}", row.attempts);
                 warn!(outbox_id = id, recipient = %to, error = %reason, "send failed for good");
                 self.record(

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::MailError;
 use super::compose::Outgoing;
@@ -27,8 +27,6 @@ use crate::views::{date_text, excerpt};
 
 /// Digests rendered and queued per transaction.
 const BATCH: usize = 200;
-/// How long a claim on a period lasts before another process may take it over.
-const RUN_LEASE_MINUTES: i64 = 10;
 
 /// A digest period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +104,8 @@ pub struct PeriodReport {
     pub period: DateTime<Utc>,
     /// False when another process had claimed it.
     pub claimed: bool,
+    /// When another process holds it unfinished: until when its claim lasts.
+    pub held_until: Option<DateTime<Utc>>,
     /// Subscribers whose window it covered.
     pub subscribers: usize,
     /// Digests queued (or, in a dry run, that would be).
@@ -148,7 +148,8 @@ impl Digests {
     }
 
     /// Queues the latest due period of each schedule (recording a baseline on
-    /// a fresh database). A dry run records and queues nothing.
+    /// a fresh database), after finishing any period left unfinished whose
+    /// claim has run out. A dry run records and queues nothing.
     pub async fn enqueue_due(
         &self,
         now: DateTime<Utc>,
@@ -161,17 +162,24 @@ impl Digests {
         Ok(reports)
     }
 
-    /// Queues the latest due period of `frequency`'s schedule, if one is due.
+    /// Finishes `frequency`'s unfinished periods (taking over those whose
+    /// claim ran out: their claimer died or failed part-way), then queues the
+    /// latest due period, if one is due. "Due" counts finished periods only.
     pub async fn enqueue_schedule(
         &self,
         frequency: Frequency,
         now: DateTime<Utc>,
         dry_run: bool,
-    ) -> Result<Option<PeriodReport>, MailError> {
+    ) -> Result<Vec<PeriodReport>, MailError> {
         let schedule = frequency.as_str();
+        let mut reports = Vec::new();
+        for (at, _) in self.kit.store.unfinished_digest_periods(schedule).await? {
+            let period = Period::scheduled(frequency, at);
+            reports.push(self.run(period, now, dry_run).await?);
+        }
         let last = self.kit.store.last_digest_period(schedule).await?;
         match due(self.schedule(frequency), now, last) {
-            Due::Nothing => Ok(None),
+            Due::Nothing => {}
             Due::Baseline(at) => {
                 if !dry_run {
                     info!(schedule, period = %at, "first digest period recorded; nothing to catch up");
@@ -180,16 +188,27 @@ impl Digests {
                         .record_digest_baseline(schedule, at, now)
                         .await?;
                 }
-                Ok(None)
             }
+            // Already tried above: claimed elsewhere and not yet finished.
+            Due::Run(at) if reports.iter().any(|r| r.period == at) => {}
             Due::Run(at) => {
                 let period = Period::scheduled(frequency, at);
-                Ok(Some(self.run(period, now, dry_run).await?))
+                reports.push(self.run(period, now, dry_run).await?);
             }
         }
+        Ok(reports)
     }
 
-    /// Claims `period` and queues one digest per subscriber due one.
+    /// How long a claim on a period lasts without progress before another
+    /// process may take it over: the scheduler lease (`server.scheduler_lease_s`).
+    fn claim_length(&self) -> Duration {
+        Duration::from_std(self.kit.config.server.scheduler_lease).unwrap_or(Duration::seconds(30))
+    }
+
+    /// Claims `period` and queues one digest per subscriber due one. When
+    /// another process holds the claim, nothing is queued and the report
+    /// says until when it holds it. If queueing fails part-way, the claim is
+    /// given up so that a retry, here or elsewhere, queues the rest.
     pub async fn run(
         &self,
         period: Period,
@@ -200,21 +219,63 @@ impl Digests {
             schedule: period.schedule,
             period: period.key,
             claimed: false,
+            held_until: None,
             subscribers: 0,
             queued: 0,
             empty: 0,
         };
         if !dry_run {
-            let lease = now + Duration::minutes(RUN_LEASE_MINUTES);
+            let lease = now + self.claim_length();
             let claim = self
                 .kit
                 .store
                 .claim_digest_run(period.schedule, period.key, now, lease);
             if claim.await? != crate::store::RunClaim::Claimed {
+                report.held_until = self.held_until(&period).await?;
                 return Ok(report);
             }
         }
         report.claimed = true;
+        match self.queue(period, &mut report, now, dry_run).await {
+            Ok(()) => self.finish(period, report, now, dry_run).await,
+            Err(e) => {
+                if !dry_run {
+                    let released =
+                        self.kit
+                            .store
+                            .release_digest_claim(period.schedule, period.key, now);
+                    if let Err(release) = released.await {
+                        warn!(schedule = period.schedule, period = %period.key, error = %release,
+                              "could not give up the claim on a failed period; it lapses on its own");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Until when another process holds unfinished `period`, or `None` if it is finished.
+    async fn held_until(&self, period: &Period) -> Result<Option<DateTime<Utc>>, MailError> {
+        let unfinished = self
+            .kit
+            .store
+            .unfinished_digest_periods(period.schedule)
+            .await?;
+        Ok(unfinished
+            .into_iter()
+            .find(|(at, _)| *at == period.key)
+            .map(|(_, until)| until))
+    }
+
+    /// Renders and queues the digests of a claimed period, renewing the
+    /// claim after each batch.
+    async fn queue(
+        &self,
+        period: Period,
+        report: &mut PeriodReport,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<(), MailError> {
         let subscribers = self
             .kit
             .store
@@ -226,7 +287,7 @@ impl Digests {
             .filter_map(Subscriber::window_start)
             .min()
         else {
-            return self.finish(period, report, now, dry_run).await;
+            return Ok(());
         };
         // An ingest stamped before the period's instant may still be
         // committing: wait for it, or its events would fall between windows.
@@ -236,6 +297,7 @@ impl Digests {
             .store
             .window_events(earliest, period.window_end)
             .await?;
+        let started = std::time::Instant::now();
         for chunk in subscribers.chunks(BATCH) {
             let mut batch = Vec::with_capacity(chunk.len());
             for subscriber in chunk {
@@ -244,16 +306,26 @@ impl Digests {
                     None => report.empty += 1,
                 }
             }
-            report.queued += if dry_run {
-                batch.len()
-            } else {
-                self.kit
-                    .store
-                    .queue_digests(&batch, period.window_end, now)
-                    .await?
-            };
+            if dry_run {
+                report.queued += batch.len();
+                continue;
+            }
+            report.queued += self
+                .kit
+                .store
+                .queue_digests(&batch, period.window_end, now)
+                .await?;
+            // The process's clock has not moved (`now` is the run's instant):
+            // the claim runs from now plus the time spent so far.
+            let spent = Duration::from_std(started.elapsed()).unwrap_or_default();
+            let renew = self.kit.store.renew_digest_claim(
+                period.schedule,
+                period.key,
+                now + spent + self.claim_length(),
+            );
+            renew.await?;
         }
-        self.finish(period, report, now, dry_run).await
+        Ok(())
     }
 
     async fn finish(

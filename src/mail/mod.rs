@@ -45,6 +45,10 @@ pub enum MailError {
     /// The transport could not be set up from the config.
     #[error("mail.smtp_url is not usable: {0}")]
     Transport(String),
+    /// This process would sign links with another key than `tidings serve`
+    /// does, so the links in what it sends would not work.
+    #[error("{0}")]
+    KeyMismatch(String),
     /// The operating system gave no randomness.
     #[error("could not read random bytes: {0}")]
     Random(String),
@@ -53,10 +57,14 @@ pub enum MailError {
 /// Why one send failed, and what to do next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Try again later: a 4xx reply, or a dropped connection or timeout
-    /// before the final dot (so the server does not have the message).
+    /// Try again later: a dropped connection, a refused connection or a
+    /// timeout before the final dot (so the server does not have the message).
     #[error("{0}")]
     Transient(String),
+    /// Try again later, as the server asked: a 4xx reply (greylisting, a
+    /// full queue). The server works, so this is not a failing relay.
+    #[error("{0}")]
+    Deferred(String),
     /// The server refused this recipient (5xx to `RCPT TO`) or this message
     /// (5xx after the dot), or the address cannot be used: counts toward
     /// suppressing the address.
@@ -76,7 +84,7 @@ pub enum SendError {
 impl SendError {
     /// True when a later attempt may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(self, Self::Transient(_) | Self::Deferred(_))
     }
 }
 

@@ -339,10 +339,13 @@ async fn quit(mut conn: Conn) {
     let _ = tokio::time::timeout(QUIT_WAIT, conn.smtp.abort()).await;
 }
 
-/// 5xx is final; 4xx, network errors and a dropped connection are worth retrying.
+/// 5xx is final; 4xx (deferred by the server), network errors and a dropped
+/// connection are worth retrying.
 pub(crate) fn classify(e: &lettre::transport::smtp::Error) -> SendError {
     if e.is_permanent() {
         SendError::Permanent(e.to_string())
+    } else if e.is_transient() {
+        SendError::Deferred(e.to_string())
     } else {
         SendError::Transient(e.to_string())
     }
@@ -520,6 +523,7 @@ fn credentials(url: &Url) -> Result<Option<Credentials>, String> {
 fn with_reason(e: SendError, f: impl FnOnce(&str) -> String) -> SendError {
     match e {
         SendError::Transient(r) => SendError::Transient(f(&r)),
+        SendError::Deferred(r) => SendError::Deferred(f(&r)),
         SendError::Refused(r) => SendError::Refused(f(&r)),
         SendError::Permanent(r) => SendError::Permanent(f(&r)),
         SendError::Unconfirmed(r) => SendError::Unconfirmed(f(&r)),

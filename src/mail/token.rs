@@ -4,7 +4,8 @@
 //! A token is `{subscriber id}.{HMAC-SHA256(key, id, nonce)}`: the nonce is
 //! random and stored, the key is `TIDINGS_SECRET` or a random key generated
 //! once and stored in the database. With `TIDINGS_SECRET` set, a copy of the
-//! database alone does not yield working links. Checked in constant time.
+//! database alone does not yield working links. `serve` records which key it
+//! uses, and a command that would sign with another refuses to send. Checked in constant time.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -16,6 +17,10 @@ use crate::store::Store;
 const MAC_HEX: usize = 32;
 /// The `settings` row holding a generated key.
 const KEY_SETTING: &str = "token_signing_key";
+/// The `settings` row saying which key `tidings serve` signs with.
+const DAEMON_KEY_SETTING: &str = "daemon_signing_key";
+/// Its value when `serve` uses the stored key.
+const STORED_MARKER: &str = "stored";
 
 /// The key tokens are signed with. `Debug` does not show it.
 #[derive(Clone)]
@@ -33,14 +38,70 @@ impl SigningKey {
         Self(bytes.into())
     }
 
-    /// `secret` (from `TIDINGS_SECRET`) if given, else the stored key, generated on first use.
+    /// The key of `tidings serve`: `secret` (from `TIDINGS_SECRET`) if given,
+    /// else the stored key. Records which (for a secret, its fingerprint) so
+    /// that a command run with another key refuses to send (see `load`).
+    pub async fn for_daemon(store: &Store, secret: Option<String>) -> Result<Self, MailError> {
+        let with_secret = secret.is_some();
+        let key = Self::resolve(store, secret).await?;
+        store
+            .set_setting(DAEMON_KEY_SETTING, &key.marker(with_secret))
+            .await?;
+        Ok(key)
+    }
+
+    /// The key of a command: `secret` if given, else the stored key (created
+    /// once, whichever process comes first). Refused when `tidings serve`
+    /// signs with another key: links in what this command sends would not work there.
     pub async fn load(store: &Store, secret: Option<String>) -> Result<Self, MailError> {
+        let with_secret = secret.is_some();
+        let key = Self::resolve(store, secret).await?;
+        let Some(daemon) = store.setting(DAEMON_KEY_SETTING).await? else {
+            return Ok(key);
+        };
+        if daemon == key.marker(with_secret) {
+            return Ok(key);
+        }
+        Err(MailError::KeyMismatch(
+            match (daemon == STORED_MARKER, with_secret) {
+                (true, _) => {
+                    "TIDINGS_SECRET is set here, but `tidings serve` runs without it \
+                    (it signs links with the key stored in the database): unset TIDINGS_SECRET \
+                    for this command, or the unsubscribe and preferences links in what it sends \
+                    would not work"
+                }
+                (false, false) => {
+                    "TIDINGS_SECRET is not set, but `tidings serve` was started with \
+                    it: set the same TIDINGS_SECRET for this command, or the unsubscribe and \
+                    preferences links in what it sends would not work"
+                }
+                (false, true) => {
+                    "TIDINGS_SECRET differs from the one `tidings serve` was started \
+                    with: use the same value, or the unsubscribe and preferences links in what \
+                    this command sends would not work"
+                }
+            }
+            .to_owned(),
+        ))
+    }
+
+    async fn resolve(store: &Store, secret: Option<String>) -> Result<Self, MailError> {
         if let Some(secret) = secret {
             return Ok(Self(secret.into_bytes()));
         }
         let fresh = random_hex(32)?;
         let stored = store.setting_or_insert(KEY_SETTING, &fresh).await?;
         Ok(Self(stored.into_bytes()))
+    }
+
+    /// How `serve` records its key: `stored`, or `secret:` and a MAC that
+    /// tells two secrets apart without revealing them.
+    fn marker(&self, with_secret: bool) -> String {
+        if with_secret {
+            format!("secret:{}", self.sign("secret-fingerprint", &[]))
+        } else {
+            STORED_MARKER.to_owned()
+        }
     }
 
     /// The token for subscriber `id` with stored `nonce`.

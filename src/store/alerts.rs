@@ -19,29 +19,68 @@ impl Store {
 
     /// Raise `name`; true only for the caller that raised it now (it was clear or unknown).
     pub async fn raise_alert(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "INSERT INTO alerts (name, raised_at, cleared_at) VALUES ($1, $2, NULL) \
-             ON CONFLICT (name) DO UPDATE SET raised_at = excluded.raised_at, cleared_at = NULL \
-             WHERE alerts.cleared_at IS NOT NULL",
+        Ok(self.raise_alert_numbered(name, at).await?.is_some())
+    }
+
+    /// Raise `name`; for the caller that raised it now, the number of this
+    /// change of the alert (raises and clears counted together, from 1).
+    pub async fn raise_alert_numbered(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO alerts (name, raised_at, cleared_at, transitions) VALUES ($1, $2, NULL, 1) \
+             ON CONFLICT (name) DO UPDATE SET raised_at = excluded.raised_at, cleared_at = NULL, \
+             transitions = alerts.transitions + 1 WHERE alerts.cleared_at IS NOT NULL \
+             RETURNING transitions",
         )
         .bind(name)
         .bind(format_time(at))
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
-        .map_err(StoreError::db(format!("raise alert {name}")))?;
-        Ok(result.rows_affected() == 1)
+        .map_err(StoreError::db(format!("raise alert {name}")))
     }
 
     /// Clear `name`; true only for the caller that cleared a raised alert now.
     pub async fn clear_alert(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let result =
-            sqlx::query("UPDATE alerts SET cleared_at = $2 WHERE name = $1 AND cleared_at IS NULL")
-                .bind(name)
-                .bind(format_time(at))
-                .execute(&self.pool)
-                .await
-                .map_err(StoreError::db(format!("clear alert {name}")))?;
-        Ok(result.rows_affected() == 1)
+        Ok(self.clear_alert_numbered(name, at).await?.is_some())
+    }
+
+    /// Clear `name`; for the caller that cleared a raised alert now, the
+    /// number of this change of the alert.
+    pub async fn clear_alert_numbered(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE alerts SET cleared_at = $2, transitions = transitions + 1 \
+             WHERE name = $1 AND cleared_at IS NULL RETURNING transitions",
+        )
+        .bind(name)
+        .bind(format_time(at))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db(format!("clear alert {name}")))
+    }
+
+    /// Makes the unsent emails of alert `name` due at `at`, ahead of a newer
+    /// one about to be queued, so that the admins read the changes in order
+    /// and the last email they get is the alert's state now.
+    pub async fn hurry_alert_mail(&self, name: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $2 WHERE kind = 'alert' \
+             AND status = 'queued' AND idem_key LIKE $1 AND next_attempt_at > $2",
+        )
+        .bind(format!("alert/{name}/%"))
+        .bind(format_time(at))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(StoreError::db(format!(
+            "bring forward the emails of alert {name}"
+        )))
     }
 
     /// Every alert ever raised, and whether it is raised now.

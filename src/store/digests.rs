@@ -131,22 +131,81 @@ impl Store {
         )))
     }
 
-    /// The latest recorded period of `schedule`, if any run was ever recorded.
+    /// The latest finished period of `schedule` (a baseline counts), if any.
+    /// A period claimed but never finished does not count: it is still owed.
     pub async fn last_digest_period(
         &self,
         schedule: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let latest: Option<String> =
-            sqlx::query_scalar("SELECT MAX(period) FROM digest_runs WHERE schedule = $1")
-                .bind(schedule)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(StoreError::db(format!("read the last {schedule} digest")))?;
+        let latest: Option<String> = sqlx::query_scalar(
+            "SELECT MAX(period) FROM digest_runs WHERE schedule = $1 AND finished_at IS NOT NULL",
+        )
+        .bind(schedule)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::db(format!("read the last {schedule} digest")))?;
         latest
             .as_deref()
             .map(parse_time)
             .transpose()
             .map_err(StoreError::db(format!("read the last {schedule} digest")))
+    }
+
+    /// Periods of `schedule` claimed but never finished (their claimer died or
+    /// failed part-way, or is still at it), oldest first, with each claim's end.
+    pub async fn unfinished_digest_periods(
+        &self,
+        schedule: &str,
+    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        let action = || format!("read the unfinished {schedule} digests");
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT period, claimed_until FROM digest_runs WHERE schedule = $1 \
+             AND finished_at IS NULL ORDER BY period",
+        )
+        .bind(schedule)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::db(action()))?;
+        rows.iter()
+            .map(|(period, until)| Ok((parse_time(period)?, parse_time(until)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::db(action()))
+    }
+
+    /// Extends this process's claim on an unfinished period to `until`, as
+    /// it makes progress, so nobody takes over a period still being queued.
+    pub async fn renew_digest_claim(
+        &self,
+        schedule: &str,
+        period: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE digest_runs SET claimed_until = $3 WHERE schedule = $1 AND period = $2 \
+             AND finished_at IS NULL",
+        )
+        .bind(schedule)
+        .bind(format_time(period))
+        .bind(format_time(until))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(StoreError::db(format!(
+            "renew the claim on the {schedule} digest"
+        )))
+    }
+
+    /// Ends the claim on an unfinished period at once (its claimer failed),
+    /// so a retry by any process takes it over without waiting.
+    pub async fn release_digest_claim(
+        &self,
+        schedule: &str,
+        period: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // A claim is free once `claimed_until` is before the claimer's now.
+        let until = at - chrono::Duration::seconds(1);
+        self.renew_digest_claim(schedule, period, until).await
     }
 
     /// Resources (not withdrawn) with a new, reappeared or changed event in

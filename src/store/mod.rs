@@ -8,6 +8,7 @@
 mod alerts;
 mod announcements;
 mod apply;
+mod backup;
 mod batch;
 mod copy;
 mod digests;
@@ -331,8 +332,16 @@ impl Store {
         &self.pool
     }
 
-    /// Closes every connection; later calls fail.
+    /// Closes every connection; later calls fail. On SQLite the write-ahead
+    /// log is first folded into the database file (see `backup`), so after a
+    /// clean stop the `.db` file alone holds everything.
     pub async fn close(&self) {
+        if self.pool.is_closed() {
+            return;
+        }
+        if self.backend == Backend::Sqlite {
+            self.checkpoint().await;
+        }
         self.pool.close().await;
         self.outcomes.close().await;
     }

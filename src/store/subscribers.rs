@@ -406,6 +406,29 @@ impl Store {
             .await
             .map_err(StoreError::db(action()))
     }
+
+    /// The setting `name`, if it was ever stored.
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::db(format!("read setting {name}")))
+    }
+
+    /// Stores `value` as setting `name`, replacing any value it had.
+    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+        .map_err(StoreError::db(format!("write setting {name}")))
+    }
 }
 
 /// Inserts unless the address exists; true when a row was added.

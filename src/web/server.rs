@@ -46,13 +46,15 @@ use crate::metrics;
 /// File descriptors kept back from connections: 64 for the database pools,
 /// the SMTP connections, log and template files, plus the connections over
 /// the limit and those waiting for a slot.
-const RESERVED_FILES: u64 = 64 + (OVER_LIMIT + WAITING_AT_ONCE) as u64;
+pub const RESERVED_FILES: u64 = 64 + (OVER_LIMIT + WAITING_AT_ONCE) as u64;
 /// Connections let in over the limit at most: new ones whose displaced
 /// connection is still closing, or arriving while every connection is busy.
 const OVER_LIMIT: usize = 64;
 /// New connections that wait (at most `SLOT_WAIT`) for a slot when even the
-/// room over the limit is taken, as in a burst of hundreds at once.
-const WAITING_AT_ONCE: usize = 128;
+/// room over the limit is taken, as in a burst of hundreds at once. Waiting
+/// costs one file each; 128 was too few for 1,000 connections opened at once
+/// on a busy 2-core machine (a feed reader's poll among them was refused).
+const WAITING_AT_ONCE: usize = 512;
 /// How long such a connection waits before it is refused.
 const SLOT_WAIT: Duration = Duration::from_secs(1);
 /// Connections told to close at most for each new one over the limit.

@@ -381,8 +381,8 @@ fn the_systemd_unit_verifies_and_scores_as_hardened() {
     command_parses(&args).unwrap_or_else(|e| panic!("ExecStart {args:?}: {e}"));
 }
 
-/// File descriptors `serve` keeps back from HTTP connections (web/server.rs).
-const RESERVED_FILES: usize = 256;
+/// File descriptors `serve` keeps back from HTTP connections.
+const RESERVED_FILES: usize = tidings::web::RESERVED_FILES as usize;
 
 #[test]
 fn the_unit_and_compose_raise_the_open_file_limit_above_the_connection_limit() {

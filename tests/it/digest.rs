@@ -787,3 +787,112 @@ async fn a_digest_waits_for_an_ingest_in_progress_and_misses_none_of_its_events(
     })
     .await;
 }
+
+/// The unsubscribe and preferences links in the messages under `folder`.
+fn subscriber_links(folder: &std::path::Path) -> Vec<String> {
+    let mut links = Vec::new();
+    for m in crate::support::smtp::parse_messages(folder) {
+        let text = m["text"].as_str().unwrap_or_default();
+        for word in text.split_whitespace() {
+            if word.contains("/unsubscribe/") || word.contains("/preferences/") {
+                links.push(word.trim_end_matches(['.', ',', ')', '>']).to_owned());
+            }
+        }
+    }
+    links
+}
+
+/// The ids of the ingested leaflets.
+fn leaflets(app: &TestApp) -> Vec<String> {
+    let list = app.json(&["resources", "list", "--json", "--category", "leaflets"]);
+    let list = list.as_array().unwrap().iter();
+    list.map(|r| r["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_command_signs_links_as_the_daemon_does_or_refuses_to_send() {
+    on_every_backend(|db| async move {
+        let app = TestApp::new(&db.url, "[mail]\ntransport = \"file\"\ndir = \"outbox\"\n");
+        add(&app, "reader@example.org", "leaflets");
+        app.run_ok(&["ingest"]);
+        let leaflets = leaflets(&app);
+        let secret = ("TIDINGS_SECRET", "the daemon's long secret");
+        let mut served = app.serve_env(&[secret]).await;
+        for (env, says) in [
+            (
+                vec![],
+                "TIDINGS_SECRET is not set, but `tidings serve` was started with it",
+            ),
+            (
+                vec![("TIDINGS_SECRET", "another secret")],
+                "TIDINGS_SECRET differs from the one `tidings serve` was started with",
+            ),
+        ] {
+            let refused = app.run_env(&["announce", &leaflets[0]], &env);
+            let stderr = String::from_utf8_lossy(&refused.stderr);
+            assert_eq!(refused.status.code(), Some(1), "{stderr}");
+            assert!(stderr.contains(says), "{stderr}");
+        }
+        let rows = app.json(&["outbox", "list", "--json"]);
+        assert_eq!(rows.as_array().unwrap().len(), 0, "nothing was queued");
+        let sent = app.run_env(&["announce", &leaflets[0]], &[secret]);
+        assert!(
+            sent.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sent.stderr)
+        );
+        let links = subscriber_links(&app.path("outbox"));
+        assert_eq!(
+            links.len(),
+            2,
+            "an unsubscribe and a preferences link: {links:?}"
+        );
+        for link in &links {
+            let page = crate::support::http().get(link).send().await.unwrap();
+            assert_eq!(page.status(), 200, "{link} works on the daemon");
+        }
+        served.terminate();
+
+        // A daemon without a secret: a command without one signs with the
+        // same stored key; a command with one refuses.
+        let _served = app.serve().await;
+        let refused = app.run_env(&["announce", &leaflets[1]], &[secret]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("`tidings serve` runs without it"),
+            "{stderr}"
+        );
+        std::fs::remove_dir_all(app.path("outbox")).unwrap();
+        app.run_ok(&["announce", &leaflets[1]]);
+        let links = subscriber_links(&app.path("outbox"));
+        assert_eq!(links.len(), 2, "{links:?}");
+        for link in &links {
+            let page = crate::support::http().get(link).send().await.unwrap();
+            assert_eq!(page.status(), 200, "{link} works on the daemon");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn processes_without_a_secret_create_and_share_one_stored_key() {
+    on_every_backend(|db| async move {
+        db.migrated().await;
+        let mut loading = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let url = db.url.clone();
+            loading.spawn(async move {
+                let store = tidings::store::Store::open(&url).await.unwrap();
+                let key = tidings::mail::token::SigningKey::load(&store, None).await;
+                store.close().await;
+                key.unwrap().token(1, "nonce")
+            });
+        }
+        let tokens: Vec<String> = loading.join_all().await;
+        assert!(
+            tokens.iter().all(|t| *t == tokens[0]),
+            "eight processes at once sign alike: {tokens:?}"
+        );
+    })
+    .await;
+}

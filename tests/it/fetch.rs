@@ -515,7 +515,7 @@ async fn a_declared_oversized_body_is_refused_unread() {
         matches!(
             error,
             FetchError::TooLarge {
-                limit: 5_242_880,
+                limit: tidings::source::fetch::DEFAULT_MAX_BYTES,
                 ..
             }
         ),

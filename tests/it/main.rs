@@ -10,8 +10,12 @@ mod support;
 mod alerts;
 // Announcements: CLI, API (tokens, 409, force), automatic on ingest, hostile text.
 mod announce;
+// SQLite whole in its file after SIGTERM; `db backup` under load.
+mod backups;
 // Headless Chromium: subscribe and confirm, announce from the admin page.
 mod browser;
+// `serve`'s loops on a virtual clock through the skipped and the repeated hour.
+mod clock_changes;
 // The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.
 mod cli;
 // `db copy` from SQLite into an empty database, state intact.
@@ -37,6 +41,8 @@ mod fetch;
 mod hostile;
 // The outbox's state machine on SQLite and PostgreSQL: claims, hand-over, outcomes, retries.
 mod outbox;
+// A digest period cut short by SIGKILL or a full disk, finished by the next run.
+mod periods;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
 // The production mail path: STARTTLS, smtps://, AUTH, refused certificates, mail.ca_file.

@@ -203,3 +203,93 @@ async fn refusals_that_blame_the_relay_suppress_nobody_and_alert_the_admins_once
     })
     .await;
 }
+
+/// Alert emails received, oldest first (by when the server wrote them).
+fn alerts_in_order(sink: &Maildir) -> Vec<String> {
+    let mut alerts: Vec<(std::time::SystemTime, String)> = sink
+        .messages()
+        .iter()
+        .filter(|m| header(m, "x-tidings-kind") == "alert")
+        .map(|m| {
+            let file = m["file"].as_str().unwrap();
+            let written = std::fs::metadata(file).unwrap().modified().unwrap();
+            (written, header(m, "subject").to_owned())
+        })
+        .collect();
+    alerts.sort();
+    alerts.into_iter().map(|(_, subject)| subject).collect()
+}
+
+#[tokio::test]
+async fn greylisted_recipients_are_retried_without_alerting_anyone() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start_with_rules();
+        // Greylisting: every subscriber is told "try again later" at first.
+        sink.set_rules("reader*@example.org 451 4.7.1 Greylisted, please try again later\n");
+        let extra = "alert_after_failed_sends = 5\nadmins = [\"ops@tht.example\"]\n";
+        let app = TestApp::new(&db.url, &smtp_config(&sink.url(), extra));
+        for i in 0..20 {
+            add(&app, &format!("reader{i}@example.org"));
+        }
+        app.run_ok(&["ingest"]);
+        let first = app.run(&["digest", "send", "--now"]);
+        assert_eq!(first.status.code(), Some(1), "20 digests wait for a retry");
+        assert_eq!(sink.count(), 0);
+        sink.set_rules("");
+        crate::support::app::wait_until(std::time::Duration::from_secs(60), || async {
+            app.run(&["digest", "send"]);
+            sink.count() >= 20
+        })
+        .await;
+        let rows = app.json(&["outbox", "list", "--json"]);
+        let kinds: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            kinds.iter().all(|k| *k == "digest"),
+            "no alert was queued: {kinds:?}"
+        );
+        assert_eq!(kinds.len(), 20);
+        assert!(alerts_in_order(&sink).is_empty());
+        assert_eq!(sink.count(), 20, "each digest once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_relay_down_then_up_raises_one_alert_and_one_recovery_last() {
+    on_every_backend(|db| async move {
+        // Nothing listens on the relay's port yet.
+        let port = crate::support::app::free_port();
+        let url = format!("smtp://127.0.0.1:{port}");
+        let extra = "alert_after_failed_sends = 3\nadmins = [\"ops@tht.example\"]\n";
+        let app = TestApp::new(&db.url, &smtp_config(&url, extra));
+        for i in 0..6 {
+            add(&app, &format!("reader{i}@example.org"));
+        }
+        app.run_ok(&["ingest"]);
+        let down = app.run(&["digest", "send", "--now"]);
+        assert_eq!(down.status.code(), Some(1), "nothing could be sent");
+        let sink = Maildir::start_on(port);
+        crate::support::app::wait_until(std::time::Duration::from_secs(60), || async {
+            app.run(&["digest", "send"]);
+            sink.count() >= 8
+        })
+        .await;
+        assert_eq!(
+            alerts_in_order(&sink),
+            [
+                "Test Library: mail keeps failing",
+                "Test Library: mail goes through again"
+            ],
+            "one raise, then one recovery, which is the last word"
+        );
+        assert_eq!(sink.count(), 8, "six digests and two alerts");
+        app.run(&["digest", "send"]);
+        assert_eq!(sink.count(), 8, "nothing more");
+    })
+    .await;
+}

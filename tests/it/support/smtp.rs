@@ -142,10 +142,18 @@ impl Maildir {
         std::fs::write(self.dir.path().join("rules"), rules).expect("rules written");
     }
 
+    /// Start a server on `port`, e.g. one a relay URL already names.
+    pub fn start_on(port: u16) -> Self {
+        Self::start_with_on("aiosmtpd.handlers.Mailbox", port)
+    }
+
     fn start_with(handler: &str) -> Self {
+        Self::start_with_on(handler, free_port())
+    }
+
+    fn start_with_on(handler: &str, port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("ruled_handler.py"), RULED_HANDLER).expect("handler");
-        let port = free_port();
         let mut child = Command::new("/usr/bin/python3")
             .env("PYTHONPATH", dir.path())
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
