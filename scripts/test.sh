@@ -40,4 +40,11 @@ if [ -z "${TIDINGS_TEST_PG:-}" ]; then
   export TIDINGS_TEST_PG="postgres://postgres:postgres@127.0.0.1:5432/postgres"
 fi
 
-cargo test --locked --all-targets "$@"
+# Tests that need PostgreSQL alone are #[ignore]d, so a plain `cargo test`
+# reports them as ignored; here PostgreSQL is set up, so they run too.
+args=("$@")
+case " ${args[*]} " in
+  *" -- "*) args+=(--include-ignored) ;;
+  *) args+=(-- --include-ignored) ;;
+esac
+cargo test --locked --all-targets "${args[@]}"

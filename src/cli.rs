@@ -45,7 +45,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the daemon: HTTP server, scheduled ingest and digests, outbox delivery.
-    Serve,
+    Serve {
+        /// Listen here instead of server.listen (port 0: any free port).
+        #[arg(long, env = "TIDINGS_LISTEN", value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Once bound, write the address listened on to this file (for scripts and tests).
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
+    },
     /// Run sources once and report what changed.
     Ingest {
         /// Only this source.
@@ -171,7 +178,15 @@ async fn dispatch(
     clock: SharedClock,
 ) -> Result<ExitCode> {
     match command {
-        Command::Serve => daemon::run(loaded, clock).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { listen, ready_file } => {
+            let mut loaded = loaded;
+            if let Some(listen) = listen {
+                loaded.config.server.listen = listen;
+            }
+            daemon::run(loaded, clock, ready_file.as_deref())
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Ingest {
             source,
             dry_run,

@@ -79,11 +79,14 @@ impl Publisher {
     }
 }
 
-/// Run the daemon until SIGINT or SIGTERM.
-pub async fn run(loaded: Loaded, clock: Arc<dyn Clock>) -> Result<()> {
+/// Run the daemon until SIGINT or SIGTERM; `ready_file` receives the bound address.
+pub async fn run(
+    loaded: Loaded,
+    clock: Arc<dyn Clock>,
+    ready_file: Option<&std::path::Path>,
+) -> Result<()> {
     info!(config = %loaded.origin, "starting");
-    let listen = loaded.config.server.listen;
-    let listener = web::bind(listen).with_context(|| format!("could not listen on {listen}"))?;
+    let listener = web::listen_for_serve(loaded.config.server.listen, ready_file)?;
     run_on(Arc::new(loaded.config), clock, listener, wait_for_signal()).await
 }
 

@@ -35,6 +35,10 @@ const COPY_ORDER: &[&str] = &[
 /// signs in again on the new database).
 const NOT_COPIED: &[&str] = &["_sqlx_migrations", "leases", "alerts", "admin_sessions"];
 
+/// Tables whose rows `Store::migrate` writes (SQL migrations and upgrade
+/// steps): a fresh database holds them, and the copy replaces them.
+const SEEDED_BY_MIGRATIONS: &[&str] = &["_sqlx_migrations", "store_meta", "upgrades"];
+
 /// How a target column stores values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Class {
@@ -66,14 +70,20 @@ pub struct CopiedTable {
 }
 
 impl Store {
-    /// Copy every table into `target` (migrated here; it must hold no resources).
+    /// Copy every table into `target` (migrated here). The target must hold
+    /// no rows in any table but the ones its migrations write: the copy
+    /// replaces every copied table, so a target with subscribers, an outbox,
+    /// settings or anything else would lose them.
     pub async fn copy_to(&self, target: &Store) -> Result<Vec<CopiedTable>, StoreError> {
         self.check_tables_known().await?;
         target.migrate().await?;
-        if target.count("resources").await? > 0 {
-            return Err(StoreError::Refused(
-                "the target database already holds resources; copy into an empty one".to_owned(),
-            ));
+        let held = target.tables_holding_rows().await?;
+        if !held.is_empty() {
+            return Err(StoreError::Refused(format!(
+                "the target database already holds rows in {}; nothing was copied: \
+                 copy into an empty database",
+                held.join(", ")
+            )));
         }
         let mut tx = target
             .pool
@@ -156,6 +166,20 @@ impl Store {
                 .map_err(StoreError::db(format!("write {table}")))?;
         }
         Ok(())
+    }
+
+    /// The tables that hold rows of their own, with how many: every table but
+    /// those `migrate` fills.
+    async fn tables_holding_rows(&self) -> Result<Vec<String>, StoreError> {
+        let mut held = Vec::new();
+        let tables = COPY_ORDER.iter().chain(NOT_COPIED);
+        for table in tables.filter(|t| !SEEDED_BY_MIGRATIONS.contains(t)) {
+            let rows = self.count(table).await?;
+            if rows > 0 {
+                held.push(format!("{table} ({rows})"));
+            }
+        }
+        Ok(held)
     }
 
     async fn count(&self, table: &str) -> Result<i64, StoreError> {

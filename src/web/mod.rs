@@ -40,7 +40,7 @@ use crate::store::Store;
 pub use admin::password_hash;
 pub use error::WebError;
 pub use security::Limits;
-pub use server::{RESERVED_FILES, bind};
+pub use server::{RESERVED_FILES, bind, listen_for_serve};
 
 /// What every handler can reach (as `State<Arc<AppState>>`: one reference
 /// count per request instead of one per field).

@@ -136,6 +136,35 @@ pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// The listener `tidings serve` runs on: `address` bound, with an error that
+/// names the options to change it; the bound address (the port the system
+/// chose for port 0) is logged and, with `ready_file`, written there in one
+/// step (for scripts and tests: connections wait in the accept queue until
+/// the server takes them).
+pub fn listen_for_serve(
+    address: SocketAddr,
+    ready_file: Option<&std::path::Path>,
+) -> anyhow::Result<TcpListener> {
+    use anyhow::Context as _;
+    let listener = bind(address).map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => {
+            anyhow::anyhow!("{address} is in use; choose another with --listen or server.listen")
+        }
+        _ => anyhow::Error::new(e).context(format!("could not listen on {address}")),
+    })?;
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("could not read the address bound for {address}"))?;
+    tracing::info!(listen = %bound, "bound");
+    if let Some(path) = ready_file {
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, format!("{bound}\n"))
+            .and_then(|()| std::fs::rename(&partial, path))
+            .with_context(|| format!("could not write the ready file {}", path.display()))?;
+    }
+    Ok(listener)
+}
+
 /// The soft open-file limit of this process (Linux: `/proc/self/limits`).
 pub fn open_file_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;

@@ -127,6 +127,7 @@ async fn a_backup_taken_while_serve_ingests_and_sends_restores_the_same_data() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: TIDINGS_TEST_PG"]
 async fn a_backup_of_postgresql_says_to_use_pg_dump() {
     crate::support::postgres::on_postgres(|db| async move {
         let app = TestApp::new(&db.url, "");

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use clap::Parser;
 use serde_json::Value;
+use tidings::cli::Cli;
 use tidings::config::{self, Config, MailTransport};
 
 fn deploy(file: &str) -> PathBuf {
@@ -49,15 +51,35 @@ fn checked(text: &str, env: &HashMap<String, String>, what: &str) -> Config {
     config::from_toml(text, &lookup).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-/// Whether the binary's command line parser accepts `args` (as a container or unit runs it).
-fn command_parses(args: &[&str]) -> bool {
-    Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(args)
-        .arg("--help")
-        .output()
-        .unwrap()
-        .status
-        .success()
+/// Whether the binary's command line parser accepts `args` (as a container
+/// or unit runs it): the parser `main` uses, so a missing or unknown argument
+/// is an error here as it would be at start.
+fn command_parses(args: &[&str]) -> Result<(), String> {
+    Cli::try_parse_from(std::iter::once("tidings").chain(args.iter().copied()))
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn command_parses_refuses_what_the_binary_refuses() {
+    assert_eq!(command_parses(&["serve"]), Ok(()));
+    for refused in [
+        &["db", "copy"][..],
+        &["serve", "--no-such-flag"],
+        &["no-such-command"],
+        &[],
+    ] {
+        assert!(command_parses(refused).is_err(), "{refused:?} parsed");
+        let binary = Command::new(env!("CARGO_BIN_EXE_tidings"))
+            .args(refused)
+            .output()
+            .unwrap();
+        assert_eq!(
+            binary.status.code(),
+            Some(2),
+            "the binary refuses {refused:?}"
+        );
+    }
 }
 
 /// The value of `ENV name=value` in the Dockerfile's final stage.
@@ -202,7 +224,7 @@ fn kubernetes_gives_the_container_the_config_map_s_config_completed_by_the_secre
         .iter()
         .map(as_str)
         .collect();
-    assert!(command_parses(&args), "the container's args {args:?}");
+    command_parses(&args).unwrap_or_else(|e| panic!("the container's args {args:?}: {e}"));
 }
 
 #[test]
@@ -309,7 +331,7 @@ fn the_image_s_command_parses() {
         .expect("the Dockerfile has a CMD");
     let args: Vec<String> = serde_json::from_str(cmd).unwrap();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    assert!(command_parses(&args), "CMD {args:?}");
+    command_parses(&args).unwrap_or_else(|e| panic!("CMD {args:?}: {e}"));
 }
 
 /// `systemd-analyze` on a copy of the unit whose `ExecStart` runs the test's binary.
@@ -356,7 +378,7 @@ fn the_systemd_unit_verifies_and_scores_as_hardened() {
         .find_map(|line| line.strip_prefix("ExecStart="))
         .unwrap();
     let args: Vec<&str> = exec.split_whitespace().skip(1).collect();
-    assert!(command_parses(&args), "ExecStart {args:?}");
+    command_parses(&args).unwrap_or_else(|e| panic!("ExecStart {args:?}: {e}"));
 }
 
 /// File descriptors `serve` keeps back from HTTP connections.

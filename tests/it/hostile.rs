@@ -394,6 +394,7 @@ impl Drop for Proxy {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: TIDINGS_TEST_PG"]
 async fn a_database_outage_answers_503_with_retry_after_within_seconds() {
     on_postgres(|db| async move {
         let mut url = url::Url::parse(&db.url).unwrap();
@@ -476,6 +477,7 @@ async fn unreachable_and_read_only_databases_fail_fast_and_say_which() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: TIDINGS_TEST_PG"]
 async fn serve_refuses_to_start_on_a_read_only_postgresql_database() {
     on_postgres(|db| async move {
         let app = TestApp::new(&db.url, "");

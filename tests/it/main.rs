@@ -26,6 +26,8 @@ mod feeds;
 mod deploy;
 // Digests by email through real SMTP servers: content, unsubscribe, faults, crashes.
 mod digest;
+// Golden files: one RSS and one Atom feed and a digest email, byte for byte.
+mod golden;
 // Held runs, derived fields, cut pages, run deadlines, `check` and `expect`.
 mod held;
 // Hostile text and long links: clean in store, pages, feeds and mail; migration 0009; plain logs.
@@ -37,6 +39,8 @@ mod fetch;
 // Hostile clients: sign-in bursts, sessions after sign-out, slow and idle
 // connections, database outages.
 mod hostile;
+// The outbox's state machine on SQLite and PostgreSQL: claims, hand-over, outcomes, retries.
+mod outbox;
 // A digest period cut short by SIGKILL or a full disk, finished by the next run.
 mod periods;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.

@@ -5,7 +5,7 @@ use serde_json::Value;
 use crate::support::app::TestApp;
 use crate::support::consumers;
 use crate::support::db::on_every_backend;
-use crate::support::fixture_site::FixtureSite;
+use crate::support::fixture_site::{Expected, FixtureSite};
 
 /// A config whose only source is the site (naming sources replaces the built-in seed source).
 fn app_for(site: &FixtureSite, db_url: &str) -> TestApp {
@@ -24,10 +24,12 @@ fn counts(report: &Value) -> [u64; 5] {
     ["new", "changed", "withdrawn", "reappeared", "unchanged"].map(|k| s[k].as_u64().unwrap())
 }
 
-fn expected(version: &str) -> Vec<Value> {
-    let path = format!("tests/fixtures/tht-site/{version}/expected.json");
-    let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    json["entries"].as_array().unwrap().clone()
+/// The number of resources `resources list` shows.
+fn listed(app: &TestApp) -> usize {
+    app.json(&["resources", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .len()
 }
 
 fn by_link<'a>(rows: &'a [Value], link: &str) -> &'a Value {
@@ -41,14 +43,15 @@ async fn v1_yields_exactly_the_expected_entries_with_every_field() {
     on_every_backend(|db| async move {
         let site = FixtureSite::start("v1");
         let app = app_for(&site, &db.url);
+        let v1 = Expected::of("v1");
         let (code, first) = report(&app);
         assert_eq!(code, Some(0), "{first}");
-        assert_eq!(counts(&first), [45, 0, 0, 0, 0]);
+        assert_eq!(counts(&first), [v1.count(), 0, 0, 0, 0]);
         let stored = app.json(&["resources", "list", "--json"]);
         let rows = stored.as_array().unwrap();
-        assert_eq!(rows.len(), 45);
+        assert_eq!(rows.len(), v1.entries.len());
         let origin = format!("http://127.0.0.1:{}", site.port);
-        for want in expected("v1") {
+        for want in &v1.entries {
             let link = format!("{origin}{}", want["link"].as_str().unwrap());
             let got = by_link(rows, &link);
             assert_eq!(got["title"], want["title"], "{link}");
@@ -71,21 +74,22 @@ async fn v1_yields_exactly_the_expected_entries_with_every_field() {
 async fn the_second_run_asks_conditionally_and_reuses_304s() {
     let site = FixtureSite::start("v1");
     let app = app_for(&site, "sqlite://tidings.db");
-    assert_eq!(counts(&report(&app).1), [45, 0, 0, 0, 0]);
+    let v1 = Expected::of("v1");
+    assert_eq!(counts(&report(&app).1), [v1.count(), 0, 0, 0, 0]);
     let after_first = site.log_lines().len();
     assert_eq!(
         after_first,
-        6,
-        "robots.txt and five pages: {:?}",
+        1 + v1.pages,
+        "robots.txt and every page: {:?}",
         site.log_lines()
     );
-    assert_eq!(counts(&report(&app).1), [0, 0, 0, 0, 45]);
+    assert_eq!(counts(&report(&app).1), [0, 0, 0, 0, v1.count()]);
     let second: Vec<String> = site.log_lines().split_off(after_first);
     let pages: Vec<&String> = second
         .iter()
         .filter(|l| l.contains("resource-library"))
         .collect();
-    assert_eq!(pages.len(), 5, "{second:?}");
+    assert_eq!(pages.len(), v1.pages, "{second:?}");
     for line in pages {
         assert!(
             line.contains("\" 304 ") && !line.contains("inm=None"),
@@ -114,16 +118,11 @@ async fn a_broken_site_fails_the_run_and_changes_nothing() {
                 "{failed}"
             );
         }
-        assert_eq!(
-            app.json(&["resources", "list", "--json"])
-                .as_array()
-                .unwrap()
-                .len(),
-            45
-        );
+        let v1 = Expected::of("v1").entries.len();
+        assert_eq!(listed(&app), v1);
         app.run_ok(&["feeds", "write", "after"]);
         let feed = consumers::feedparser(&app.path("after/all.rss"));
-        assert_eq!(feed.entries.len(), 45, "the last good feed is still served");
+        assert_eq!(feed.entries.len(), v1, "the last good feed is still served");
         let before = std::fs::read(app.path("before/all.atom")).unwrap();
         assert_eq!(before, std::fs::read(app.path("after/all.atom")).unwrap());
     })
@@ -171,21 +170,32 @@ async fn v1_then_v2_reports_exactly_what_changed() {
         assert_eq!(report(&app).0, Some(0));
         app.run_ok(&["feeds", "write", "v1"]);
         site.switch("v2");
+        let v2 = Expected::of("v2");
+        let changes = Expected::of("v1").changes_to(&v2);
+        // The fixture's own diff: 2 new, 2 changed, 1 gone (checked here so
+        // an edit of the fixture that leaves one kind out is noticed).
+        assert!(
+            changes.new > 0 && changes.changed > 0 && changes.gone > 0,
+            "{changes:?}"
+        );
         let (_, first_v2) = report(&app);
-        // 46 entries: 2 new, 2 changed, 42 unchanged; the removed one is only missing so far.
-        assert_eq!(counts(&first_v2), [2, 2, 0, 0, 42]);
+        // The removed one is only missing so far.
+        assert_eq!(
+            counts(&first_v2),
+            [changes.new, changes.changed, 0, 0, changes.unchanged]
+        );
         let (_, second_v2) = report(&app);
         assert_eq!(
             counts(&second_v2),
-            [0, 0, 1, 0, 46],
+            [0, 0, changes.gone, 0, v2.count()],
             "withdrawn after the second successful run"
         );
         let (_, third_v2) = report(&app);
-        assert_eq!(counts(&third_v2), [0, 0, 0, 0, 46]);
+        assert_eq!(counts(&third_v2), [0, 0, 0, 0, v2.count()]);
 
         let rows = app.json(&["resources", "list", "--json"]);
         let rows = rows.as_array().unwrap();
-        assert_eq!(rows.len(), 46, "45 - 1 withdrawn + 2 new");
+        assert_eq!(rows.len(), v2.entries.len(), "v1 - withdrawn + new");
         let origin = format!("http://127.0.0.1:{}/resource-library/", site.port);
         assert!(
             rows.iter()
@@ -218,13 +228,7 @@ async fn v1_then_v2_reports_exactly_what_changed() {
 
         site.switch("v3-broken");
         assert_eq!(counts(&report(&app).1), [0, 0, 0, 0, 0]);
-        assert_eq!(
-            app.json(&["resources", "list", "--json"])
-                .as_array()
-                .unwrap()
-                .len(),
-            46
-        );
+        assert_eq!(listed(&app), v2.entries.len());
     })
     .await;
 }
@@ -408,9 +412,14 @@ mod hostile {
 async fn check_shows_the_pages_read_and_the_fields_extracted() {
     let site = FixtureSite::start("v1");
     let app = app_for(&site, "sqlite://tidings.db");
+    let v1 = Expected::of("v1");
     let out = app.run_ok(&["check"]);
-    assert!(out.contains("45 entries"), "{out}");
-    assert_eq!(out.matches("  read: http://127.0.0.1").count(), 5, "{out}");
+    assert!(out.contains(&format!("{} entries", v1.count())), "{out}");
+    assert_eq!(
+        out.matches("  read: http://127.0.0.1").count(),
+        v1.pages,
+        "{out}"
+    );
     assert!(
         out.contains(
             "title     Winter vaccinations: flu and COVID-19 boosters for eligible residents"
@@ -452,6 +461,21 @@ async fn serve_runs_a_source_on_its_schedule_one_run_at_a_time() {
     }
 }
 
+/// The holder of the scheduler lease, straight from the database.
+async fn scheduler_lease_holder(store: &tidings::store::Store) -> Option<String> {
+    sqlx::query_scalar("SELECT holder FROM leases WHERE name = 'scheduler'")
+        .fetch_optional(store.pool())
+        .await
+        .unwrap()
+}
+
+/// Whether `holder` names process `pid` (holder ids are `host:pid:random`).
+fn holds(holder: &Option<String>, pid: u32) -> bool {
+    holder
+        .as_deref()
+        .is_some_and(|h| h.split(':').nth(1) == Some(pid.to_string().as_str()))
+}
+
 #[tokio::test]
 async fn two_replicas_run_the_schedule_once_and_a_survivor_takes_over() {
     on_every_backend(|db| async move {
@@ -463,8 +487,7 @@ async fn two_replicas_run_the_schedule_once_and_a_survivor_takes_over() {
         let lease = "scheduler_lease_s = 3";
         let first = TestApp::with_server_keys(&db.url, lease, &every_second);
         let second = TestApp::with_server_keys(&db.url, lease, &every_second);
-        let mut leader = first.serve().await;
-        let _follower = second.serve().await;
+        let mut served = [first.serve().await, second.serve().await];
         let robots = || {
             site.log_lines()
                 .iter()
@@ -478,11 +501,19 @@ async fn two_replicas_run_the_schedule_once_and_a_survivor_takes_over() {
             )
         };
         wait(4).await;
-        leader.kill();
+        // Kill the replica that holds the scheduler lease (its holder id
+        // carries its process id), not merely the one started first.
+        let holder = scheduler_lease_holder(&db.store).await;
+        let leader = served
+            .iter()
+            .position(|s| holds(&holder, s.pid()))
+            .unwrap_or_else(|| panic!("the lease holder {holder:?} is one of the replicas"));
+        let survivor = served[1 - leader].pid();
+        served[leader].kill();
         let after_kill = robots();
-        // The survivor takes over within one lease period (3 s) plus a tick.
+        // The survivor takes the lease and runs within one lease period (3 s) plus a tick.
         crate::support::app::wait_until(std::time::Duration::from_secs(8), || async {
-            robots() >= after_kill + 2
+            holds(&scheduler_lease_holder(&db.store).await, survivor) && robots() >= after_kill + 2
         })
         .await;
         // Two schedulers at once would interleave runs: every complete run is

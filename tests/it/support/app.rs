@@ -82,6 +82,19 @@ impl TestApp {
             .expect("tidings starts")
     }
 
+    /// Start a command with extra environment variables, without waiting for
+    /// it (stdout and stderr discarded).
+    pub fn spawn_env(&self, args: &[&str], env: &[(&str, &str)]) -> Served {
+        let child = self
+            .command(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tidings starts");
+        Served { child }
+    }
+
     /// Run a command that must succeed, returning its stdout.
     pub fn run_ok(&self, args: &[&str]) -> String {
         let output = self.run(args);

@@ -100,3 +100,70 @@ impl Drop for FixtureSite {
         let _ = self.child.wait();
     }
 }
+
+/// What a fixture version holds, from its `expected.json` (written with the
+/// site, not by Tidings): the number of listing pages and every entry.
+pub struct Expected {
+    /// Listing pages the site serves.
+    pub pages: usize,
+    /// Every entry, as the site shows it.
+    pub entries: Vec<serde_json::Value>,
+}
+
+/// How many entries are new, changed, gone and unchanged from one fixture
+/// version to another, keyed by link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changes {
+    /// Links only in the later version.
+    pub new: u64,
+    /// Links in both whose fields differ.
+    pub changed: u64,
+    /// Links only in the earlier version.
+    pub gone: u64,
+    /// Links in both with the same fields.
+    pub unchanged: u64,
+}
+
+impl Expected {
+    /// `tests/fixtures/tht-site/<version>/expected.json`.
+    pub fn of(version: &str) -> Self {
+        let path = format!("tests/fixtures/tht-site/{version}/expected.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let json: serde_json::Value = serde_json::from_str(&text).expect("expected.json is JSON");
+        Self {
+            pages: usize::try_from(json["pages"].as_u64().expect("pages")).unwrap(),
+            entries: json["entries"].as_array().expect("entries").clone(),
+        }
+    }
+
+    /// The number of entries, as a JSON report counts them.
+    pub fn count(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// What changed from `self` to `later`.
+    pub fn changes_to(&self, later: &Self) -> Changes {
+        let find = |entries: &[serde_json::Value], link: &serde_json::Value| {
+            entries.iter().find(|e| e["link"] == *link).cloned()
+        };
+        let mut changes = Changes {
+            new: 0,
+            changed: 0,
+            gone: 0,
+            unchanged: 0,
+        };
+        for entry in &later.entries {
+            match find(&self.entries, &entry["link"]) {
+                None => changes.new += 1,
+                Some(before) if before == *entry => changes.unchanged += 1,
+                Some(_) => changes.changed += 1,
+            }
+        }
+        changes.gone = self
+            .entries
+            .iter()
+            .filter(|e| find(&later.entries, &e["link"]).is_none())
+            .count() as u64;
+        changes
+    }
+}
