@@ -31,6 +31,16 @@ pub async fn admin_app(db_url: &str, sink: &Maildir) -> (TestApp, Served) {
     (app, served)
 }
 
+/// The value of the form field `name` in `html` (attribute order `name`, then `value`).
+pub fn field(html: &str, name: &str) -> String {
+    let start = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&start)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"));
+    let rest = &html[at + start.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
 pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -207,7 +217,7 @@ async fn the_admin_previews_confirms_and_records_an_announcement() {
             .await
             .unwrap();
         assert!(
-            home.contains("Recent resources") && home.contains("Not yet"),
+            home.contains("<h1>Resources</h1>") && home.contains("Not yet"),
             "{home}"
         );
         let list = app.json(&["resources", "list", "--json"]);
@@ -233,11 +243,40 @@ async fn the_admin_previews_confirms_and_records_an_announcement() {
             preview.contains("<strong>1</strong> confirmed subscriber(s) of Leaflets"),
             "{preview}"
         );
-        let r = post_form(&preview_url, &jar, &format!("csrf={csrf}&message=Hello")).await;
+        let digest = field(&preview, "digest");
+        let unseen = format!("csrf={csrf}&message=Hello&do=send&digest={digest}");
+        let refused = post_form(&preview_url, &jar, &unseen).await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::CONFLICT,
+            "a note not previewed"
+        );
+        let fresh = refused.text().await.unwrap();
+        assert!(fresh.contains("Not sent: the email has changed"), "{fresh}");
+        assert!(
+            fresh.contains(">Hello</textarea>"),
+            "the typed note is kept"
+        );
+        let digest = field(&fresh, "digest");
+        let send = format!("csrf={csrf}&message=Hello&do=send&digest={digest}");
+        let r = post_form(&preview_url, &jar, &send).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(page.contains("/admin/announcements/"), "{page}");
         wait_until(Duration::from_secs(30), || async { sink.count() >= 1 }).await;
-        let again = post_form(&preview_url, &jar, &format!("csrf={csrf}&message=Hello")).await;
+        assert!(
+            sink.messages()[0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Hello")
+        );
+        let again = post_form(&preview_url, &jar, &send).await;
         assert_eq!(again.status(), StatusCode::CONFLICT);
+        let again = again.text().await.unwrap();
+        assert!(
+            again.contains("Not sent: this was already announced"),
+            "{again}"
+        );
         let home = http()
             .get(app.url("/admin"))
             .header(COOKIE, &jar)
@@ -247,7 +286,10 @@ async fn the_admin_previews_confirms_and_records_an_announcement() {
             .text()
             .await
             .unwrap();
-        assert!(home.contains("by admin to 1"), "{home}");
+        assert!(
+            home.contains("Announced on ") && home.contains(" to 1 person"),
+            "{home}"
+        );
     })
     .await;
 }
