@@ -463,7 +463,11 @@ fn find_view(
 
 /// A time as people read it, in the site's timezone: "Thu 3 Dec 2026 at 13:26".
 pub(super) fn local_time(state: &AppState, at: DateTime<Utc>) -> String {
-    at.with_timezone(&state.config.site.timezone)
+    time_in(state.config.site.timezone, at)
+}
+
+fn time_in(zone: chrono_tz::Tz, at: DateTime<Utc>) -> String {
+    at.with_timezone(&zone)
         .format("%a %-d %b %Y at %H:%M")
         .to_string()
 }
@@ -554,4 +558,20 @@ async fn runs(state: &AppState) -> Result<Vec<RunRow>, WebError> {
             error: r.error.filter(|e| !e.is_empty()),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_in_the_site_timezone() {
+        let winter = "2026-12-03T13:26:28Z".parse().unwrap();
+        let summer = "2026-07-02T13:26:28Z".parse().unwrap();
+        let london = chrono_tz::Europe::London;
+        assert_eq!(time_in(london, winter), "Thu 3 Dec 2026 at 13:26");
+        assert_eq!(time_in(london, summer), "Thu 2 Jul 2026 at 14:26");
+        assert_eq!(people(1), "1 person");
+        assert_eq!(people(143), "143 people");
+    }
 }

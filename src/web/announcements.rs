@@ -104,16 +104,14 @@ async fn preview_page(
         Err(e @ AnnounceError::MessageTooLong) => {
             let p = state.announcer.preview(&resource, None).await?;
             let why = format!("Not sent: {e}. Shorten the note, then update the preview.");
-            let mut response = render(
+            render(
                 state,
                 headers,
                 shown,
                 &p,
                 StatusCode::BAD_REQUEST,
                 Some(why),
-            )?;
-            *response.status_mut() = StatusCode::BAD_REQUEST;
-            Ok(response)
+            )
         }
         Err(AnnounceError::NotFound(_)) => Err(WebError::NotFound(format!(
             "There is no resource with id {}.",
