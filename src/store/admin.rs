@@ -100,7 +100,7 @@ impl Store {
             .filter(|s| !s.is_empty())
             .map(like_pattern);
         let per_page = query.per_page.max(1);
-        let offset = per_page * query.page.saturating_sub(1);
+        let offset = per_page.saturating_mul(query.page.saturating_sub(1));
         let sql = format!(
             "SELECT {} {filter}{order} LIMIT $4 OFFSET $5",
             resource_columns!()

@@ -7,7 +7,9 @@
 //! re-renders the email from the form and refuses, keeping the typed note and
 //! showing a fresh preview, when the digests differ. Sending whatever the
 //! form holds would be simpler, but could send a note nobody looked at;
-//! refusing never drops typed text and never sends what was not shown.
+//! refusing never drops typed text and never sends what was not shown. (The
+//! check and the queuing are two steps: an ingest landing between them is
+//! sent as it now is, a window of milliseconds.)
 
 use std::sync::Arc;
 

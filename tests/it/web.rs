@@ -290,6 +290,31 @@ async fn the_admin_previews_confirms_and_records_an_announcement() {
             home.contains("Announced on ") && home.contains(" to 1 person"),
             "{home}"
         );
+        for odd in [
+            "?page=99999999999999999999999",
+            "?page=abc&q=%25_%5C",
+            "?category=nope",
+        ] {
+            let r = http()
+                .get(app.url(&format!("/admin{odd}")))
+                .header(COOKIE, &jar)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{odd}");
+        }
+        let r = http()
+            .get(app.url("/admin/announcements/abc"))
+            .header(COOKIE, &jar)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("There is no announcement numbered abc."),
+            "{page}"
+        );
     })
     .await;
 }
