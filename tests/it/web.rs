@@ -379,3 +379,32 @@ async fn preferences_change_categories_and_frequency_with_the_token_from_an_emai
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_note_too_long_is_kept_in_the_box_and_nothing_is_sent() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start();
+        let (app, _served) = admin_app(&db.url, &sink).await;
+        let jar = sign_in(&app).await;
+        let list = app.json(&["resources", "list", "--json"]);
+        let id = list[0]["id"].as_str().unwrap().to_owned();
+        let url = app.url(&format!("/admin/announce/{id}"));
+        let (csrf, _) = form_of(&url, &jar).await;
+        let long = "a".repeat(2001);
+        for action in ["preview", "send"] {
+            let body = format!("csrf={csrf}&message={long}&do={action}&digest=x");
+            let r = post_form(&url, &jar, &body).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{action}");
+            let page = r.text().await.unwrap();
+            assert!(
+                page.contains("Not sent: the message is longer than 2000 characters"),
+                "{page}"
+            );
+            assert!(page.contains(&format!(">{long}</textarea>")), "note kept");
+            assert_eq!(field(&page, "digest"), "", "no Send without a preview");
+        }
+        let outbox = app.json(&["outbox", "list", "--json"]);
+        assert_eq!(outbox, serde_json::json!([]));
+    })
+    .await;
+}
