@@ -63,6 +63,7 @@ async fn a_visitor_follows_a_feed_subscribes_and_confirms_in_a_browser() {
 async fn sign_in(browser: &Browser, app: &TestApp) {
     browser.goto(&app.url("/admin")).await;
     assert!(browser.url().await.ends_with("/admin/login"));
+    browser.check_page("admin-login").await;
     browser.type_into("#password", PASSWORD).await;
     browser.click("form button[type=submit]").await;
     assert!(browser.url().await.ends_with("/admin"));
