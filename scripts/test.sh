@@ -40,6 +40,12 @@ if [ -z "${TIDINGS_TEST_PG:-}" ]; then
   export TIDINGS_TEST_PG="postgres://postgres:postgres@127.0.0.1:5432/postgres"
 fi
 
+# axe-core (accessibility checks in the browser tests), from the npm registry
+# into a git-ignored folder.
+if [ ! -f tests/.npm/node_modules/axe-core/axe.min.js ]; then
+  npm install --prefix tests/.npm --no-audit --no-fund axe-core@4 >/dev/null
+fi
+
 # Tests that need PostgreSQL alone are #[ignore]d, so a plain `cargo test`
 # reports them as ignored; here PostgreSQL is set up, so they run too.
 args=("$@")

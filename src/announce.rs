@@ -63,6 +63,20 @@ pub struct Preview {
     pub previous: Vec<Announcement>,
 }
 
+impl Preview {
+    /// A digest of exactly what the preview shows (subject, text and HTML),
+    /// so a form can prove that what it sends is what was seen.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for part in [&self.subject, &self.text, &self.html] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        hex::encode(hash.finalize())
+    }
+}
+
 /// What an announcement did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announced {

@@ -45,6 +45,14 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/admin_preview.html"),
     ),
     (
+        "admin_announcement.html",
+        include_str!("../templates/admin_announcement.html"),
+    ),
+    (
+        "admin_announcements.html",
+        include_str!("../templates/admin_announcements.html"),
+    ),
+    (
         "confirmation.txt",
         include_str!("../templates/confirmation.txt"),
     ),

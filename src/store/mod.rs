@@ -5,6 +5,7 @@
 //! `subscribers`, `digests` and `outbox`. Dialects differ only in the
 //! migrations (auto-increment, `STRICT`) and in claiming outbox rows.
 
+mod admin;
 mod alerts;
 mod announcements;
 mod apply;
@@ -31,6 +32,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 
+pub use admin::{AdminResourceQuery, AdminSort, AnnouncementRecord, Delivery};
 pub use announcements::{Announcement, LastRun, NewAnnouncement, Route};
 pub use apply::{AppliedRun, RunRecord};
 pub use copy::CopiedTable;

@@ -1,6 +1,7 @@
-//! The comms team's page: `/admin` (recent resources with their announcement
-//! state, subscriber counts per category, each source's last run), Announce
-//! (preview, then a CSRF-protected confirm that records route `admin`), and
+//! The comms team's page: `/admin` (resources found by words, category and
+//! source, newest first seen or by date, paged, with their announcement
+//! state; subscriber counts per category; each source's last run), times in
+//! the site's timezone in words, and
 //! sign-in with the admin password (argon2), a session kept in the store
 //! (signing out ends it), limits on attempts per client and per account taken
 //! before the password is checked, and a bound on checks running at once.
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -28,14 +29,13 @@ use super::security::{
 };
 use super::subscribe::expired_form;
 use super::{AppState, WebError};
-use crate::announce::{AnnounceError, Request as AnnounceRequest};
 use crate::config::Config;
-use crate::model::ResourceId;
-use crate::store::{CategoryChoice, ResourceFilter, Route, Subscriber, SubscriberStatus};
-use crate::views::rfc3339;
+use crate::store::{AdminResourceQuery, AdminSort, CategoryChoice, Subscriber, SubscriberStatus};
+use crate::views::date_text;
+use chrono::{DateTime, Utc};
 
-/// Resources listed on `/admin`.
-const RECENT: usize = 30;
+/// Resources per page on `/admin`.
+const PER_PAGE: usize = 30;
 
 /// The admin password as an argon2 PHC string: `TIDINGS_ADMIN_PASSWORD`
 /// hashed now with a random salt, else `admin.password_hash`; `None` turns the page off.
@@ -97,7 +97,7 @@ fn login_url(state: &AppState) -> String {
     format!("{}admin/login", state.config.site.base_url.path())
 }
 
-fn home_url(state: &AppState) -> String {
+pub(super) fn home_url(state: &AppState) -> String {
     format!("{}admin", state.config.site.base_url.path())
 }
 
@@ -261,8 +261,10 @@ struct HomePage {
     site: SiteView,
     autodiscovery: [(); 0],
     csrf: String,
-    announced: Option<String>,
     resources: Vec<ResourceRow>,
+    find: FindView,
+    categories: Vec<Choice>,
+    sources: Vec<Choice>,
     counts: Vec<CountRow>,
     suppressed: Vec<SuppressedRow>,
     runs: Vec<RunRow>,
@@ -281,8 +283,31 @@ struct ResourceRow {
     id: String,
     title: String,
     category: String,
+    date: Option<String>,
     first_seen: String,
     announced: Option<String>,
+    announcement: Option<i64>,
+}
+
+/// The search form as submitted, and where its pages lead.
+#[derive(Serialize)]
+struct FindView {
+    q: String,
+    category: String,
+    source: String,
+    by_date: bool,
+    page: usize,
+    pages: usize,
+    total: i64,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+/// An option of a filter.
+#[derive(Serialize)]
+struct Choice {
+    value: String,
+    label: String,
 }
 
 #[derive(Serialize)]
@@ -303,10 +328,37 @@ struct RunRow {
     error: Option<String>,
 }
 
-/// Query of `GET /admin`.
-#[derive(Debug, Deserialize)]
+/// Query of `GET /admin`: search words, filters, order and page.
+#[derive(Debug, Default, Deserialize)]
 pub struct HomeQuery {
-    announced: Option<String>,
+    q: Option<String>,
+    category: Option<String>,
+    source: Option<String>,
+    sort: Option<String>,
+    page: Option<String>,
+}
+
+impl HomeQuery {
+    fn to_store(&self) -> AdminResourceQuery {
+        let some = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
+        AdminResourceQuery {
+            search: some(&self.q),
+            category: some(&self.category),
+            source: some(&self.source),
+            sort: if self.sort.as_deref() == Some("date") {
+                AdminSort::DocumentDate
+            } else {
+                AdminSort::FirstSeen
+            },
+            per_page: PER_PAGE,
+            page: self
+                .page
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1)
+                .max(1),
+        }
+    }
 }
 
 /// `GET /admin`.
@@ -315,38 +367,129 @@ pub async fn home(
     headers: HeaderMap,
     Query(query): Query<HomeQuery>,
 ) -> Result<Response, WebError> {
-    let filter = ResourceFilter {
-        limit: Some(RECENT),
-        ..ResourceFilter::default()
-    };
-    let resources = state.store.list_resources(&filter).await?;
+    let wanted = query.to_store();
+    let (resources, total) = state.store.admin_resources(&wanted).await?;
     let latest = state.store.latest_announcements().await?;
     let rows = resources
         .iter()
-        .map(|r| ResourceRow {
-            id: r.id.to_string(),
-            title: r.title.clone(),
-            category: r.category.name.clone(),
-            first_seen: rfc3339(r.first_seen),
-            announced: latest
-                .get(&r.id.0)
-                .map(|a| format!("{} by {} to {}", rfc3339(a.at), a.route, a.recipients)),
+        .map(|r| {
+            let a = latest.get(&r.id.0);
+            ResourceRow {
+                id: r.id.to_string(),
+                title: r.title.clone(),
+                category: r.category.name.clone(),
+                date: r.date.map(date_text),
+                first_seen: local_time(&state, r.first_seen),
+                announced: a.map(|a| {
+                    format!(
+                        "Announced on {} to {}",
+                        local_time(&state, a.at),
+                        people(a.recipients)
+                    )
+                }),
+                announcement: a.map(|a| a.id),
+            }
         })
         .collect();
+    let known = forms::categories(&state).await?;
     let subscribers = state.store.list_subscribers().await?;
     let (csrf, cookie) = csrf_issue(&state, &headers);
     let page = HomePage {
         site: site_view(&state),
         autodiscovery: [],
         csrf,
-        announced: query.announced,
         resources: rows,
+        find: find_view(&state, &query, &wanted, total),
+        categories: known
+            .iter()
+            .map(|c| Choice {
+                value: c.slug.as_str().to_owned(),
+                label: c.name.clone(),
+            })
+            .collect(),
+        sources: state
+            .store
+            .admin_source_names()
+            .await?
+            .into_iter()
+            .map(|s| Choice {
+                value: s.clone(),
+                label: s,
+            })
+            .collect(),
         counts: counts(&state, &subscribers).await?,
-        suppressed: suppressed(&subscribers),
+        suppressed: suppressed(&state, &subscribers),
         runs: runs(&state).await?,
     };
     let html = state.templates.render("admin.html", page)?;
     Ok(with_cookie(Html(html).into_response(), cookie))
+}
+
+fn find_view(
+    state: &AppState,
+    query: &HomeQuery,
+    wanted: &AdminResourceQuery,
+    total: i64,
+) -> FindView {
+    let total_rows = usize::try_from(total).unwrap_or(0);
+    let pages = total_rows.div_ceil(PER_PAGE).max(1);
+    let link = |page: usize| {
+        let mut url = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("q", &query.q),
+            ("category", &query.category),
+            ("source", &query.source),
+            ("sort", &query.sort),
+        ] {
+            if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+                url.append_pair(key, v);
+            }
+        }
+        url.append_pair("page", &page.to_string());
+        format!("{}?{}", home_url(state), url.finish())
+    };
+    FindView {
+        q: query.q.clone().unwrap_or_default(),
+        category: query.category.clone().unwrap_or_default(),
+        source: query.source.clone().unwrap_or_default(),
+        by_date: wanted.sort == AdminSort::DocumentDate,
+        page: wanted.page,
+        pages,
+        total,
+        previous: (wanted.page > 1).then(|| link(wanted.page.min(pages + 1) - 1)),
+        next: (wanted.page < pages).then(|| link(wanted.page + 1)),
+    }
+}
+
+/// A time as people read it, in the site's timezone: "Thu 3 Dec 2026 at 13:26".
+pub(super) fn local_time(state: &AppState, at: DateTime<Utc>) -> String {
+    time_in(state.config.site.timezone, at)
+}
+
+fn time_in(zone: chrono_tz::Tz, at: DateTime<Utc>) -> String {
+    at.with_timezone(&zone)
+        .format("%a %-d %b %Y at %H:%M")
+        .to_string()
+}
+
+/// "1 person", "143 people".
+pub(super) fn people(n: i64) -> String {
+    if n == 1 {
+        "1 person".to_owned()
+    } else {
+        format!("{n} people")
+    }
+}
+
+/// Who asked for an announcement, in words.
+pub(super) fn route_words(route: &str) -> &'static str {
+    match route {
+        "admin" => "The admin page (account “admin”)",
+        "cli" => "The command line",
+        "api" => "The API",
+        "auto" => "Automatically, as it was added",
+        _ => "Unknown",
+    }
 }
 
 /// Confirmed and pending subscribers per category ("all" counts in each).
@@ -384,14 +527,17 @@ async fn counts(state: &AppState, subscribers: &[Subscriber]) -> Result<Vec<Coun
     Ok(rows.into_values().collect())
 }
 
-fn suppressed(subscribers: &[Subscriber]) -> Vec<SuppressedRow> {
+fn suppressed(state: &AppState, subscribers: &[Subscriber]) -> Vec<SuppressedRow> {
     subscribers
         .iter()
         .filter(|s| s.status == SubscriberStatus::Suppressed)
         .map(|s| SuppressedRow {
             email: s.email.clone(),
             refusals: s.refusals,
-            since: s.suppressed_at.map(rfc3339).unwrap_or_default(),
+            since: s
+                .suppressed_at
+                .map(|at| local_time(state, at))
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -404,7 +550,7 @@ async fn runs(state: &AppState) -> Result<Vec<RunRow>, WebError> {
         .into_iter()
         .map(|r| RunRow {
             source: r.source,
-            finished_at: rfc3339(r.finished_at),
+            finished_at: local_time(state, r.finished_at),
             ok: r.ok,
             entries: r.entries,
             new: r.new,
@@ -414,111 +560,18 @@ async fn runs(state: &AppState) -> Result<Vec<RunRow>, WebError> {
         .collect())
 }
 
-#[derive(Serialize)]
-struct PreviewPage {
-    site: SiteView,
-    autodiscovery: [(); 0],
-    csrf: String,
-    id: String,
-    title: String,
-    category: String,
-    subject: String,
-    text: String,
-    message: String,
-    recipients: usize,
-    previous: Vec<String>,
-    error: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Query of `GET /admin/announce/{id}`.
-#[derive(Debug, Deserialize)]
-pub struct PreviewQuery {
-    message: Option<String>,
-}
-
-/// `GET /admin/announce/{id}`: the email as subscribers would get it, and to how many.
-pub async fn preview(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(query): Query<PreviewQuery>,
-) -> Result<Response, WebError> {
-    let message = query.message.unwrap_or_default();
-    preview_page(&state, &headers, &id, &message, StatusCode::OK, None).await
-}
-
-async fn preview_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    message: &str,
-    status: StatusCode,
-    error: Option<String>,
-) -> Result<Response, WebError> {
-    let p = state
-        .announcer
-        .preview(&ResourceId(id.to_owned()), Some(message))
-        .await?;
-    let (csrf, cookie) = csrf_issue(state, headers);
-    let page = PreviewPage {
-        site: site_view(state),
-        autodiscovery: [],
-        csrf,
-        id: id.to_owned(),
-        title: p.resource.title.clone(),
-        category: p.resource.category.name.clone(),
-        subject: p.subject,
-        text: p.text,
-        message: message.to_owned(),
-        recipients: p.recipients,
-        previous: p
-            .previous
-            .iter()
-            .map(|a| format!("{} by {} to {}", rfc3339(a.at), a.route, a.recipients))
-            .collect(),
-        error,
-    };
-    let html = state.templates.render("admin_preview.html", page)?;
-    Ok(with_cookie((status, Html(html)).into_response(), cookie))
-}
-
-/// `POST /admin/announce/{id}`: queues and records the announcement (route `admin`).
-pub async fn announce(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    let Some(pairs) = forms::verified(&state, &headers, &body) else {
-        return expired_form(&state);
-    };
-    let message = forms::value(&pairs, "message")
-        .unwrap_or_default()
-        .to_owned();
-    let resource = ResourceId(id.clone());
-    let request = AnnounceRequest {
-        resource: &resource,
-        message: Some(&message),
-        route: Route::Admin,
-        force: forms::value(&pairs, "force") == Some("yes"),
-    };
-    match state.announcer.announce(request, state.clock.now()).await {
-        Ok(done) => {
-            state.wake.notify_one();
-            let url = format!("{}?announced={}", home_url(&state), done.recipients);
-            Ok(Redirect::to(&url).into_response())
-        }
-        Err(e @ AnnounceError::AlreadyAnnounced { .. }) => {
-            preview_page(
-                &state,
-                &headers,
-                &id,
-                &message,
-                StatusCode::CONFLICT,
-                Some(e.to_string()),
-            )
-            .await
-        }
-        Err(e) => Err(e.into()),
+    #[test]
+    fn times_read_in_the_site_timezone() {
+        let winter = "2026-12-03T13:26:28Z".parse().unwrap();
+        let summer = "2026-07-02T13:26:28Z".parse().unwrap();
+        let london = chrono_tz::Europe::London;
+        assert_eq!(time_in(london, winter), "Thu 3 Dec 2026 at 13:26");
+        assert_eq!(time_in(london, summer), "Thu 2 Jul 2026 at 14:26");
+        assert_eq!(people(1), "1 person");
+        assert_eq!(people(143), "143 people");
     }
 }

@@ -4,6 +4,7 @@
 //! connections under them.
 
 mod admin;
+mod announcements;
 mod api;
 mod error;
 mod feeds;
@@ -123,7 +124,16 @@ fn admin_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/logout", post(admin::logout))
         .route(
             "/admin/announce/{id}",
-            get(admin::preview).post(admin::announce),
+            get(announcements::preview).post(announcements::announce),
+        )
+        .route("/admin/announcements", get(announcements::list))
+        .route(
+            "/admin/announcements/{id}",
+            get(announcements::announcement),
+        )
+        .route(
+            "/admin/announcements/{id}/retry",
+            post(announcements::retry),
         )
         .route("/admin/{*rest}", any(pages::not_found))
         .route_layer(middleware::from_fn_with_state(

@@ -31,6 +31,16 @@ pub async fn admin_app(db_url: &str, sink: &Maildir) -> (TestApp, Served) {
     (app, served)
 }
 
+/// The value of the form field `name` in `html` (attribute order `name`, then `value`).
+pub fn field(html: &str, name: &str) -> String {
+    let start = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&start)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"));
+    let rest = &html[at + start.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
 pub fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -207,7 +217,7 @@ async fn the_admin_previews_confirms_and_records_an_announcement() {
             .await
             .unwrap();
         assert!(
-            home.contains("Recent resources") && home.contains("Not yet"),
+            home.contains("<h1>Resources</h1>") && home.contains("Not yet"),
             "{home}"
         );
         let list = app.json(&["resources", "list", "--json"]);
@@ -233,11 +243,40 @@ async fn the_admin_previews_confirms_and_records_an_announcement() {
             preview.contains("<strong>1</strong> confirmed subscriber(s) of Leaflets"),
             "{preview}"
         );
-        let r = post_form(&preview_url, &jar, &format!("csrf={csrf}&message=Hello")).await;
+        let digest = field(&preview, "digest");
+        let unseen = format!("csrf={csrf}&message=Hello&do=send&digest={digest}");
+        let refused = post_form(&preview_url, &jar, &unseen).await;
+        assert_eq!(
+            refused.status(),
+            StatusCode::CONFLICT,
+            "a note not previewed"
+        );
+        let fresh = refused.text().await.unwrap();
+        assert!(fresh.contains("Not sent: the email has changed"), "{fresh}");
+        assert!(
+            fresh.contains(">Hello</textarea>"),
+            "the typed note is kept"
+        );
+        let digest = field(&fresh, "digest");
+        let send = format!("csrf={csrf}&message=Hello&do=send&digest={digest}");
+        let r = post_form(&preview_url, &jar, &send).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(page.contains("/admin/announcements/"), "{page}");
         wait_until(Duration::from_secs(30), || async { sink.count() >= 1 }).await;
-        let again = post_form(&preview_url, &jar, &format!("csrf={csrf}&message=Hello")).await;
+        assert!(
+            sink.messages()[0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("Hello")
+        );
+        let again = post_form(&preview_url, &jar, &send).await;
         assert_eq!(again.status(), StatusCode::CONFLICT);
+        let again = again.text().await.unwrap();
+        assert!(
+            again.contains("Not sent: this was already announced"),
+            "{again}"
+        );
         let home = http()
             .get(app.url("/admin"))
             .header(COOKIE, &jar)
@@ -247,7 +286,35 @@ async fn the_admin_previews_confirms_and_records_an_announcement() {
             .text()
             .await
             .unwrap();
-        assert!(home.contains("by admin to 1"), "{home}");
+        assert!(
+            home.contains("Announced on ") && home.contains(" to 1 person"),
+            "{home}"
+        );
+        for odd in [
+            "?page=99999999999999999999999",
+            "?page=abc&q=%25_%5C",
+            "?category=nope",
+        ] {
+            let r = http()
+                .get(app.url(&format!("/admin{odd}")))
+                .header(COOKIE, &jar)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{odd}");
+        }
+        let r = http()
+            .get(app.url("/admin/announcements/abc"))
+            .header(COOKIE, &jar)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("There is no announcement numbered abc."),
+            "{page}"
+        );
     })
     .await;
 }
@@ -309,6 +376,35 @@ async fn preferences_change_categories_and_frequency_with_the_token_from_an_emai
             .await
             .unwrap();
         assert_eq!(forged.status(), StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_note_too_long_is_kept_in_the_box_and_nothing_is_sent() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start();
+        let (app, _served) = admin_app(&db.url, &sink).await;
+        let jar = sign_in(&app).await;
+        let list = app.json(&["resources", "list", "--json"]);
+        let id = list[0]["id"].as_str().unwrap().to_owned();
+        let url = app.url(&format!("/admin/announce/{id}"));
+        let (csrf, _) = form_of(&url, &jar).await;
+        let long = "a".repeat(2001);
+        for action in ["preview", "send"] {
+            let body = format!("csrf={csrf}&message={long}&do={action}&digest=x");
+            let r = post_form(&url, &jar, &body).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{action}");
+            let page = r.text().await.unwrap();
+            assert!(
+                page.contains("Not sent: the message is longer than 2000 characters"),
+                "{page}"
+            );
+            assert!(page.contains(&format!(">{long}</textarea>")), "note kept");
+            assert_eq!(field(&page, "digest"), "", "no Send without a preview");
+        }
+        let outbox = app.json(&["outbox", "list", "--json"]);
+        assert_eq!(outbox, serde_json::json!([]));
     })
     .await;
 }

@@ -136,6 +136,75 @@ impl Browser {
         .await;
     }
 
+    /// Run `script` (a function body) in the page with `args`; a returned
+    /// promise is awaited.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        call(
+            &format!("{}/execute/sync", self.base),
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// Resize the window so the page is `width` CSS pixels wide.
+    pub async fn set_width(&self, width: u32) {
+        call(
+            &format!("{}/window/rect", self.base),
+            Some(json!({ "width": width, "height": 900 })),
+        )
+        .await;
+        let inner = self.execute("return window.innerWidth;", json!([])).await;
+        assert_eq!(inner, json!(width), "the viewport follows the window");
+    }
+
+    /// How wide the page is laid out: more than the viewport means sideways scrolling.
+    pub async fn scroll_width(&self) -> u64 {
+        self.execute("return document.documentElement.scrollWidth;", json!([]))
+            .await
+            .as_u64()
+            .expect("a width")
+    }
+
+    /// axe-core's WCAG 2.2 A and AA violations on the current page, as
+    /// "rule: target…" lines. axe comes from the npm registry (scripts/test.sh
+    /// installs it under tests/.npm).
+    pub async fn axe_violations(&self) -> Vec<String> {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/.npm/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run `npm install --prefix tests/.npm axe-core@4` (scripts/test.sh does)",
+                path.display()
+            )
+        });
+        self.execute(&source, json!([])).await;
+        let run = "return axe.run(document, { runOnly: { type: 'tag', values:                    ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] } })                   .then(r => r.violations.map(v => v.id + ': ' + v.help + ' at ' +                    v.nodes.map(n => n.target.join(' ')).join(', ')));";
+        let found = self.execute(run, json!([])).await;
+        found
+            .as_array()
+            .expect("a list of violations")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// The page at 1280 and at 390 px wide: no axe violations at either, no
+    /// sideways scrolling at 390 px; screenshots `{name}-1280` and `{name}-390`.
+    pub async fn check_page(&self, name: &str) {
+        for width in [1280, 390] {
+            self.set_width(width).await;
+            let violations = self.axe_violations().await;
+            assert!(
+                violations.is_empty(),
+                "{name} at {width} px: {violations:#?}"
+            );
+            self.screenshot(&format!("{name}-{width}")).await;
+        }
+        let wide = self.scroll_width().await;
+        assert!(wide <= 390, "{name} is {wide} px wide on a 390 px screen");
+        self.set_width(1280).await;
+    }
+
     /// Save a screenshot as `target/test-artifacts/{name}.png`.
     pub async fn screenshot(&self, name: &str) {
         let data = get(&format!("{}/screenshot", self.base)).await;
