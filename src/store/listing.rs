@@ -22,15 +22,6 @@ pub struct PageQuery {
     pub limit: usize,
 }
 
-/// One page of current resources and how many match in all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourcePage {
-    /// The page's resources, newest first seen first.
-    pub resources: Vec<Resource>,
-    /// Current resources matching the query, on every page.
-    pub total: usize,
-}
-
 /// A category with its number of current (not withdrawn) resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CategoryCount {
@@ -49,9 +40,9 @@ fn to_usize(n: i64) -> usize {
 }
 
 impl Store {
-    /// One page of current resources, newest first seen first (ties by id),
-    /// with the number matching in all.
-    pub async fn resource_page(&self, query: &PageQuery) -> Result<ResourcePage, StoreError> {
+    /// One page of current resources, newest first seen first (ties by id).
+    /// How many match in all is `category_counts`' to say, which pages read anyway.
+    pub async fn resource_page(&self, query: &PageQuery) -> Result<Vec<Resource>, StoreError> {
         let action = "list a page of resources";
         let category = query.category.as_ref().map(|c| c.as_str().to_owned());
         let sql = concat!(
@@ -61,7 +52,7 @@ impl Store {
             " ORDER BY first_seen DESC, id DESC LIMIT $2 OFFSET $3"
         );
         let rows = sqlx::query(sql)
-            .bind(category.clone())
+            .bind(category)
             .bind(to_i64(query.limit))
             .bind(to_i64(query.offset))
             .fetch_all(&self.pool)
@@ -72,17 +63,7 @@ impl Store {
             .map(rows::resource)
             .collect::<Result<Vec<_>, _>>()
             .map_err(StoreError::db(action))?;
-        let count_sql = "SELECT COUNT(*) FROM resources \
-                         WHERE withdrawn_at IS NULL AND ($1 IS NULL OR category_slug = $1)";
-        let total: i64 = sqlx::query_scalar(count_sql)
-            .bind(category)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::db(action))?;
-        Ok(ResourcePage {
-            resources,
-            total: to_usize(total),
-        })
+        Ok(resources)
     }
 
     /// Every category named by a resource, by slug, with its number of current

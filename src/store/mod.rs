@@ -35,7 +35,7 @@ pub use announcements::{Announcement, LastRun, NewAnnouncement, Route};
 pub use apply::{AppliedRun, RunRecord};
 pub use copy::CopiedTable;
 pub use digests::{RunClaim, WindowEvent};
-pub use listing::{CategoryCount, PageQuery, ResourcePage};
+pub use listing::{CategoryCount, PageQuery};
 pub use outbox::{Claimed, NewMessage, OutboxBacklog, OutboxMessage, QueuedDigest};
 pub use pages::CachedPage;
 pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};

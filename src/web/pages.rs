@@ -249,7 +249,7 @@ pub async fn index(
     let categories = publish::feed_categories_of(&state.config, &named);
     let wanted = query.category.as_deref().map(CategorySlug::from_name);
     let current = wanted.and_then(|slug| categories.iter().find(|c| c.slug == slug).cloned());
-    let listing = state
+    let resources = state
         .store
         .resource_page(&PageQuery {
             category: current.as_ref().map(|c| c.slug.clone()),
@@ -257,7 +257,13 @@ pub async fn index(
             limit: INDEX_LIMIT,
         })
         .await?;
-    let pages = listing.total.div_ceil(INDEX_LIMIT).max(1);
+    let total: usize = counts.iter().map(|c| c.count).sum();
+    let matching = current.as_ref().map_or(total, |c| {
+        (counts.iter())
+            .find(|n| n.category.slug == c.slug)
+            .map_or(0, |n| n.count)
+    });
+    let pages = matching.div_ceil(INDEX_LIMIT).max(1);
     if number > pages {
         let message = format!(
             "There is no page {number}: this list has {pages} page{}.",
@@ -268,8 +274,8 @@ pub async fn index(
     let paging = Paging {
         number,
         pages,
-        first: (number - 1) * INDEX_LIMIT + usize::from(listing.total > 0),
-        last: (number - 1) * INDEX_LIMIT + listing.resources.len(),
+        first: (number - 1) * INDEX_LIMIT + usize::from(matching > 0),
+        last: (number - 1) * INDEX_LIMIT + resources.len(),
         previous: (number > 1).then(|| page_href(&state, current.as_ref(), number - 1)),
         next: (number < pages).then(|| page_href(&state, current.as_ref(), number + 1)),
     };
@@ -277,8 +283,8 @@ pub async fn index(
     let page = IndexPage {
         site: site_view(&state),
         autodiscovery: autodiscovery(&state, current.as_ref()),
-        total: counts.iter().map(|c| c.count).sum(),
-        matching: listing.total,
+        total,
+        matching,
         categories: counts
             .iter()
             .map(|c| CategoryCount {
@@ -287,7 +293,7 @@ pub async fn index(
                 count: c.count,
             })
             .collect(),
-        resources: listing.resources.iter().map(ResourceView::from).collect(),
+        resources: resources.iter().map(ResourceView::from).collect(),
         paging,
         feeds: feed_rows(&state, &categories),
         form: FormView::new(
