@@ -8,12 +8,17 @@ use chrono::{DateTime, Utc};
 use crate::config::Config;
 use crate::feeds::{self, FeedCache, FeedInput, FeedSite, PublishReport, RenderedFeed};
 use crate::model::{Category, Resource};
-use crate::store::{ResourceFilter, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Categories that get a feed: the configured ones and "Other", then any a source named.
 pub fn feed_categories(config: &Config, resources: &[Resource]) -> Vec<Category> {
+    let named: Vec<Category> = resources.iter().map(|r| r.category.clone()).collect();
+    feed_categories_of(config, &named)
+}
+
+/// Categories that get a feed, from the categories the store names (see `feed_categories`).
+pub fn feed_categories_of(config: &Config, named: &[Category]) -> Vec<Category> {
     let configured = config.categories.rules.iter().map(|rule| &rule.category);
-    let named = resources.iter().map(|resource| &resource.category);
     let mut categories: Vec<Category> = Vec::new();
     for category in configured.chain([&Category::other()]).chain(named) {
         if !categories.iter().any(|c| c.slug == category.slug) {
@@ -32,10 +37,18 @@ pub fn feed_site(config: &Config) -> FeedSite {
     }
 }
 
-/// Render every feed from the store's current resources.
+/// Render every feed from the store's current resources: each feed holds
+/// its newest `feeds.max_items` by when Tidings first saw or last changed
+/// them, so a document added today with an old date is news; only those are
+/// loaded, never the whole library.
 pub async fn render(store: &Store, config: &Config) -> Result<Vec<RenderedFeed>, StoreError> {
-    let resources = store.list_resources(&ResourceFilter::default()).await?;
-    let categories = feed_categories(config, &resources);
+    let named: Vec<Category> = (store.category_counts(false).await?)
+        .into_iter()
+        .map(|c| c.category)
+        .collect();
+    let categories = feed_categories_of(config, &named);
+    let slugs: Vec<_> = categories.iter().map(|c| c.slug.clone()).collect();
+    let resources = store.feed_resources(&slugs, config.feeds.max_items).await?;
     let site = feed_site(config);
     Ok(feeds::render_all(&FeedInput {
         site: &site,

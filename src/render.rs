@@ -1,12 +1,15 @@
 //! Templates: the built-in set (compiled in from `templates/`) with any file
 //! of the same name in the run-time `templates/` folder taking its place.
-//! Edits to that folder are picked up without a restart: the folder's file
-//! times are compared before each render, and the cache is cleared when
-//! they moved. HTML templates are auto-escaped.
+//! Templates are loaded once and cached. Edits to that folder are picked up
+//! without a restart: at most once a second ([`RECHECK_EVERY`]) a render
+//! compares the folder's file times with the last ones seen and clears the
+//! cache when they moved. Renders share the cache through a read lock, so
+//! any number run at once. HTML templates are auto-escaped.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use std::fmt::Write as _;
 
@@ -77,10 +80,19 @@ pub const STYLESHEET: &str = include_str!("../templates/style.css");
 /// Names and modification times of the override folder's files.
 type Signature = Vec<(String, Option<SystemTime>)>;
 
+/// How often at most the override folder is looked at for edits.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// Renders templates, preferring overrides in a folder.
 pub struct Templates {
     dir: PathBuf,
-    state: Mutex<(Environment<'static>, Signature)>,
+    env: RwLock<Environment<'static>>,
+    /// The folder's file times when last looked at.
+    signature: Mutex<Signature>,
+    /// When this was made; `checked_ms` counts from it.
+    started: Instant,
+    /// Milliseconds after `started` of the last look at the folder.
+    checked_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for Templates {
@@ -97,26 +109,47 @@ impl Templates {
         let signature = signature(&dir);
         Self {
             dir,
-            state: Mutex::new((env, signature)),
+            env: RwLock::new(env),
+            signature: Mutex::new(signature),
+            started: Instant::now(),
+            checked_ms: AtomicU64::new(0),
         }
     }
 
     /// Render template `name` with `context`.
     pub fn render<S: Serialize>(&self, name: &str, context: S) -> Result<String, Error> {
-        let current = signature(&self.dir);
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "template cache poisoned"))?;
-        if state.1 != current {
-            state.0.clear_templates();
-            state.1 = current;
-        }
-        state
-            .0
-            .get_template(name)?
+        self.pick_up_edits()?;
+        let env = self.env.read().map_err(|_| poisoned())?;
+        env.get_template(name)?
             .render(minijinja::value::Serde(context))
     }
+
+    /// Clears the cache when the folder's files changed since the last look;
+    /// looks at most once per [`RECHECK_EVERY`], and only one render looks.
+    fn pick_up_edits(&self) -> Result<(), Error> {
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.checked_ms.load(Ordering::Relaxed);
+        let due = now_ms.saturating_sub(last) >= RECHECK_EVERY.as_millis() as u64;
+        let claimed = due
+            && self
+                .checked_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if !claimed {
+            return Ok(());
+        }
+        let current = signature(&self.dir);
+        let mut seen = self.signature.lock().map_err(|_| poisoned())?;
+        if *seen != current {
+            self.env.write().map_err(|_| poisoned())?.clear_templates();
+            *seen = current;
+        }
+        Ok(())
+    }
+}
+
+fn poisoned() -> Error {
+    Error::new(ErrorKind::InvalidOperation, "template cache poisoned")
 }
 
 fn environment(dir: PathBuf) -> Environment<'static> {
@@ -229,10 +262,35 @@ mod tests {
             .unwrap()
             .set_modified(later)
             .unwrap();
-        assert_eq!(
-            t.render("error.html", json!({ "heading": "x" })).unwrap(),
-            "second x"
-        );
+        // The folder is looked at once per RECHECK_EVERY: poll until the edit shows.
+        let deadline = Instant::now() + RECHECK_EVERY * 5;
+        let mut html = t.render("error.html", json!({ "heading": "x" })).unwrap();
+        while html != "second x" && Instant::now() < deadline {
+            std::thread::yield_now();
+            html = t.render("error.html", json!({ "heading": "x" })).unwrap();
+        }
+        assert_eq!(html, "second x");
+    }
+
+    #[test]
+    fn renders_from_many_threads_each_get_their_own_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = std::sync::Arc::new(Templates::new(dir.path()));
+        let threads: Vec<_> = (0..8)
+            .map(|n| {
+                let t = std::sync::Arc::clone(&t);
+                std::thread::spawn(move || {
+                    (0..200)
+                        .map(|_| {
+                            let context = json!({ "site": { "title": "T", "base_path": "/" },
+                                                  "autodiscovery": [], "heading": n, "message": "m" });
+                            t.render("error.html", context).unwrap()
+                        })
+                        .all(|html| html.contains(&format!("<h1>{n}</h1>")))
+                })
+            })
+            .collect();
+        assert!(threads.into_iter().all(|h| h.join().unwrap()));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::pages::{SiteView, site_view};
 use super::{AppState, WebError};
 use crate::model::{Category, CategorySlug};
 use crate::publish;
-use crate::store::{CategoryChoice, Frequency, ResourceFilter};
+use crate::store::{CategoryChoice, Frequency};
 
 /// An urlencoded body as (key, value) pairs, in order.
 pub fn parse(body: &[u8]) -> Vec<(String, String)> {
@@ -39,12 +39,11 @@ pub fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 
 /// Categories a subscriber may choose: configured, "other", and any in the store.
 pub async fn categories(state: &AppState) -> Result<Vec<Category>, WebError> {
-    let filter = ResourceFilter {
-        include_withdrawn: true,
-        ..ResourceFilter::default()
-    };
-    let resources = state.store.list_resources(&filter).await?;
-    Ok(publish::feed_categories(&state.config, &resources))
+    let named: Vec<Category> = (state.store.category_counts(true).await?)
+        .into_iter()
+        .map(|c| c.category)
+        .collect();
+    Ok(publish::feed_categories_of(&state.config, &named))
 }
 
 /// The chosen categories and frequency of a form, or what is wrong with them.

@@ -1,8 +1,7 @@
-//! HTML pages for people: the latest resources with a category filter and
-//! every feed's address (`/`), one resource with its history
+//! HTML pages for people: the newest resources by first seen, a page at a
+//! time, with a category filter and every feed's address (`/`), one resource with its history
 //! (`/resources/{id}`), the stylesheet, and the not-found page.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -16,7 +15,7 @@ use super::{AppState, WebError};
 use crate::model::{Category, CategorySlug, Resource, ResourceId};
 use crate::publish;
 use crate::render::STYLESHEET;
-use crate::store::ResourceFilter;
+use crate::store::PageQuery;
 use crate::store::{CategoryChoice, Frequency};
 use crate::views::{RevisionJson, date_text, excerpt, rfc3339};
 
@@ -27,6 +26,7 @@ const INDEX_LIMIT: usize = 50;
 #[derive(Debug, Deserialize)]
 pub struct IndexQuery {
     category: Option<String>,
+    page: Option<String>,
 }
 
 /// What `index.html` sees.
@@ -35,9 +35,13 @@ struct IndexPage {
     site: SiteView,
     autodiscovery: Vec<FeedLink>,
     current: Option<Category>,
+    /// Current resources in every category.
     total: usize,
+    /// Current resources in the category shown (or all).
+    matching: usize,
     categories: Vec<CategoryCount>,
     resources: Vec<ResourceView>,
+    paging: Paging,
     feeds: Vec<FeedRow>,
     csrf: String,
     form: FormView,
@@ -66,6 +70,23 @@ struct ErrorPage<'a> {
 pub(super) struct SiteView {
     title: String,
     base_path: String,
+}
+
+/// Where the shown page sits among all of them.
+#[derive(Serialize)]
+struct Paging {
+    /// This page, from 1.
+    number: usize,
+    /// Pages in all (at least 1).
+    pages: usize,
+    /// Position of the page's first resource in the whole list, from 1 (0 when empty).
+    first: usize,
+    /// Position of the page's last resource.
+    last: usize,
+    /// Address of the page before, if any.
+    previous: Option<String>,
+    /// Address of the page after, if any.
+    next: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -103,6 +124,7 @@ struct ResourceView {
     blocks: Vec<crate::model::Block>,
     download: Option<String>,
     first_seen: String,
+    first_seen_text: String,
     updated: String,
     withdrawn_at: Option<String>,
 }
@@ -121,10 +143,16 @@ impl From<&Resource> for ResourceView {
             blocks: r.summary.blocks.clone(),
             download: r.download.as_ref().map(ToString::to_string),
             first_seen: rfc3339(r.first_seen),
+            first_seen_text: first_seen_text(r.first_seen),
             updated: rfc3339(r.updated),
             withdrawn_at: r.withdrawn_at.map(rfc3339),
         }
     }
+}
+
+/// A first-seen time as people read it, e.g. "3 December 2026".
+fn first_seen_text(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%-d %B %Y").to_string()
 }
 
 /// The `site` of a page.
@@ -176,63 +204,122 @@ fn feed_rows(state: &AppState, categories: &[Category]) -> Vec<FeedRow> {
         .collect()
 }
 
-fn category_counts(resources: &[Resource], categories: &[Category]) -> Vec<CategoryCount> {
-    let mut counts: BTreeMap<&CategorySlug, usize> = BTreeMap::new();
-    for r in resources {
-        *counts.entry(&r.category.slug).or_default() += 1;
+/// The `page` of a query: 1 when absent, else a whole number from 1.
+fn page_number(raw: Option<&str>) -> Result<usize, WebError> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(1),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                WebError::BadRequest(format!("page must be a whole number from 1, not {text:?}"))
+            }),
     }
-    categories
-        .iter()
-        .filter_map(|c| {
-            let count = counts.get(&c.slug).copied().unwrap_or(0);
-            (count > 0).then(|| CategoryCount {
-                name: c.name.clone(),
-                slug: c.slug.to_string(),
-                count,
-            })
-        })
-        .collect()
 }
 
-/// `GET /`: latest resources, optionally of one category.
+/// The address of page `number` of the front page, keeping the category.
+fn page_href(state: &AppState, current: Option<&Category>, number: usize) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(c) = current {
+        query.append_pair("category", c.slug.as_str());
+    }
+    if number > 1 {
+        query.append_pair("page", &number.to_string());
+    }
+    let query = query.finish();
+    let base = state.config.site.base_url.path();
+    if query.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{query}")
+    }
+}
+
+/// `GET /`: the newest resources by when Tidings first saw them, a page at a
+/// time, optionally of one category. Reads only the page shown and the counts.
 pub async fn index(
     State(state): State<Arc<AppState>>,
     Query(query): Query<IndexQuery>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let all = state
-        .store
-        .list_resources(&ResourceFilter::default())
-        .await?;
-    let categories = publish::feed_categories(&state.config, &all);
+    let number = page_number(query.page.as_deref())?;
+    let counts = state.store.category_counts(false).await?;
+    let named: Vec<Category> = counts.iter().map(|c| c.category.clone()).collect();
+    let categories = publish::feed_categories_of(&state.config, &named);
     let wanted = query.category.as_deref().map(CategorySlug::from_name);
     let current = wanted.and_then(|slug| categories.iter().find(|c| c.slug == slug).cloned());
-    let shown: Vec<ResourceView> = all
-        .iter()
-        .filter(|r| current.as_ref().is_none_or(|c| r.category.slug == c.slug))
-        .take(INDEX_LIMIT)
-        .map(ResourceView::from)
-        .collect();
+    let resources = state
+        .store
+        .resource_page(&PageQuery {
+            category: current.as_ref().map(|c| c.slug.clone()),
+            offset: (number - 1).saturating_mul(INDEX_LIMIT),
+            limit: INDEX_LIMIT,
+        })
+        .await?;
+    let total: usize = counts.iter().map(|c| c.count).sum();
+    let matching = current.as_ref().map_or(total, |c| {
+        (counts.iter())
+            .find(|n| n.category.slug == c.slug)
+            .map_or(0, |n| n.count)
+    });
+    let pages = matching.div_ceil(INDEX_LIMIT).max(1);
+    if number > pages {
+        let message = format!(
+            "There is no page {number}: this list has {pages} page{}.",
+            if pages == 1 { "" } else { "s" }
+        );
+        return error_page(&state, StatusCode::NOT_FOUND, "Page not found", &message);
+    }
+    let paging = Paging {
+        number,
+        pages,
+        first: (number - 1) * INDEX_LIMIT + usize::from(matching > 0),
+        last: (number - 1) * INDEX_LIMIT + resources.len(),
+        previous: (number > 1).then(|| page_href(&state, current.as_ref(), number - 1)),
+        next: (number < pages).then(|| page_href(&state, current.as_ref(), number + 1)),
+    };
+    let (csrf, cookie) = csrf_issue(&state, &headers);
     let page = IndexPage {
         site: site_view(&state),
         autodiscovery: autodiscovery(&state, current.as_ref()),
-        total: all.len(),
-        categories: category_counts(&all, &categories),
-        resources: shown,
+        total,
+        matching,
+        categories: counts
+            .iter()
+            .map(|c| CategoryCount {
+                name: c.category.name.clone(),
+                slug: c.category.slug.to_string(),
+                count: c.count,
+            })
+            .collect(),
+        resources: resources.iter().map(ResourceView::from).collect(),
+        paging,
         feeds: feed_rows(&state, &categories),
         form: FormView::new(
             &categories,
             &CategoryChoice::Only(Vec::new()),
             Frequency::Weekly,
         ),
-        csrf: String::new(),
+        csrf,
         current,
     };
-    let (csrf, cookie) = csrf_issue(&state, &headers);
-    let html = state
-        .templates
-        .render("index.html", IndexPage { csrf, ..page })?;
+    let html = render_off_workers(&state, "index.html", page).await?;
     Ok(with_cookie(Html(html).into_response(), cookie))
+}
+
+/// Renders a page on the blocking pool, so a long page never holds up the
+/// async workers that answer feeds and other requests.
+async fn render_off_workers<S: Serialize + Send + 'static>(
+    state: &Arc<AppState>,
+    name: &'static str,
+    context: S,
+) -> Result<String, WebError> {
+    let state = Arc::clone(state);
+    let rendered = tokio::task::spawn_blocking(move || state.templates.render(name, context))
+        .await
+        .map_err(WebError::internal)?;
+    Ok(rendered?)
 }
 
 /// `GET /resources/{id}`: one resource, including withdrawn ones, with its history.
@@ -257,7 +344,7 @@ pub async fn resource(
         r: ResourceView::from(&resource),
         revisions,
     };
-    let html = state.templates.render("resource.html", page)?;
+    let html = render_off_workers(&state, "resource.html", page).await?;
     Ok(Html(html).into_response())
 }
 

@@ -49,6 +49,8 @@ mod refusals;
 mod relay;
 // Several `serve` replicas on one PostgreSQL database, and a SQLite install moved onto it.
 mod replicas;
+// The public pages at library size: first-seen order, paging, a late old-dated addition.
+mod pages;
 // Scraping the fixture library: exact entries, 304s, a broken site, v1 -> v2 changes.
 mod scrape;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
