@@ -97,7 +97,7 @@ async fn three_subscribers_each_get_exactly_their_digest() {
             let mine = &received[*email];
             assert_eq!(mine.len(), 1, "{email} got {}", mine.len());
             let expected: Vec<&str> = slugs.iter().flat_map(|s| titles(s)).collect();
-            check_digest(mine[0], email, &expected, app.port);
+            check_digest(mine[0], email, &expected, app.port());
         }
     })
     .await;

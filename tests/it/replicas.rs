@@ -234,7 +234,7 @@ async fn two_serve_replicas_send_1000_subscribers_exactly_one_digest() {
             assert!(
                 answers_healthz(app).await,
                 "replica on {} is down",
-                app.port
+                app.port()
             );
         }
         let sent = [metric(&apps[0], SENT).await, metric(&apps[1], SENT).await];
@@ -519,8 +519,8 @@ async fn db_copy_then_serve_on_postgres_sends_no_digest_again() {
         assert_eq!(metric(&moved, SENT).await, 0.0);
 
         let (from, to) = (
-            format!("127.0.0.1:{}", single.port),
-            format!("127.0.0.1:{}", moved.port),
+            format!("127.0.0.1:{}", single.port()),
+            format!("127.0.0.1:{}", moved.port()),
         );
         for (path, (a, b)) in FEEDS.iter().zip(sqlite_feeds.iter().zip(&postgres_feeds)) {
             assert!(a.replace(&from, &to) == *b, "{path} differs after the move");
