@@ -14,6 +14,7 @@ use tidings::store::{
 
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
+use crate::support::get_text;
 use crate::support::postgres::on_postgres;
 use crate::support::smtp::smtp_config as support_smtp_config;
 use crate::support::smtp::{Maildir, SmtpSink, count_files, header};
@@ -202,7 +203,7 @@ async fn one_click_unsubscribe_leaves_them_out_of_the_next_digest() {
         let ann = by_recipient(&first)["ann@example.org"][0].clone();
         let link = header(&ann, "list-unsubscribe").trim_start_matches('<').split('>').next().unwrap().to_owned();
         let http = crate::support::http();
-        let metrics = http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = get_text(&app.url("/metrics"), 200).await;
         let sent_line = metrics
             .lines()
             .find(|l| l.starts_with("tidings_emails_total{outcome=\"sent\"}"))
@@ -210,9 +211,7 @@ async fn one_click_unsubscribe_leaves_them_out_of_the_next_digest() {
         let sent: f64 = sent_line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(sent >= 2.0, "{sent_line}");
         // A GET (what a mail scanner does) only shows the page with its button.
-        let page = http.get(&link).send().await.unwrap();
-        assert_eq!(page.status(), 200);
-        let body = page.text().await.unwrap();
+        let body = get_text(&link, 200).await;
         assert!(body.contains("<form method=\"post\"") && body.contains("<button"), "{body}");
         assert_eq!(status_of(&app, "ann@example.org"), "confirmed");
         let post = http
@@ -888,8 +887,7 @@ async fn a_command_signs_links_as_the_daemon_does_or_refuses_to_send() {
             "an unsubscribe and a preferences link: {links:?}"
         );
         for link in &links {
-            let page = crate::support::http().get(link).send().await.unwrap();
-            assert_eq!(page.status(), 200, "{link} works on the daemon");
+            get_text(link, 200).await; // works on the daemon
         }
         served.terminate();
 
@@ -907,8 +905,7 @@ async fn a_command_signs_links_as_the_daemon_does_or_refuses_to_send() {
         let links = subscriber_links(&app.path("outbox"));
         assert_eq!(links.len(), 2, "{links:?}");
         for link in &links {
-            let page = crate::support::http().get(link).send().await.unwrap();
-            assert_eq!(page.status(), 200, "{link} works on the daemon");
+            get_text(link, 200).await; // works on the daemon
         }
     })
     .await;

@@ -11,7 +11,7 @@ use tidings::store::Store;
 
 use crate::support::app::{Served, TestApp, wait_until};
 use crate::support::db::Db;
-use crate::support::http;
+use crate::support::{get_text, http};
 use crate::support::postgres::on_postgres;
 use crate::support::smtp::{Maildir, an_alert, header};
 
@@ -56,8 +56,7 @@ async fn two_replicas(
 
 /// The sum of the series of `/metrics` whose line starts with `prefix`.
 async fn metric(app: &TestApp, prefix: &str) -> f64 {
-    let response = http().get(app.url("/metrics")).send().await.unwrap();
-    let text = response.text().await.unwrap();
+    let text = get_text(&app.url("/metrics"), 200).await;
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
@@ -411,9 +410,7 @@ async fn served_feeds(app: &TestApp) -> Vec<String> {
     .await;
     let mut bodies = Vec::new();
     for path in FEEDS {
-        let response = http().get(app.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{path}");
-        bodies.push(response.text().await.unwrap());
+        bodies.push(get_text(&app.url(path), 200).await);
     }
     bodies
 }

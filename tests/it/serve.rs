@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
 use crate::support::smtp::{Maildir, an_alert, smtp_config};
-use crate::support::{consumers, http};
+use crate::support::{consumers, get_text, http};
 
 async fn get(url: &str) -> reqwest::Response {
     http()
@@ -216,7 +216,7 @@ async fn serve_picks_up_what_another_process_ingested() {
 
 /// Every feed the OPML list names (RSS), and its Atom twin, by file name, with its ETag.
 async fn feed_etags(app: &TestApp) -> std::collections::BTreeMap<String, String> {
-    let opml = get(&app.url("/feeds.opml")).await.text().await.unwrap();
+    let opml = get_text(&app.url("/feeds.opml"), 200).await;
     let mut names = Vec::new();
     for url in opml.split("xmlUrl=\"").skip(1) {
         let url = &url[..url.find('"').unwrap()];
