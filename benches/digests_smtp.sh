@@ -92,7 +92,7 @@ with open(path, "w") as f:
     for i in range(n):
         f.write(f"reader{i:05d}@example.org,{cats[i % len(cats)]},weekly\n")
 PY
-  (cd "$dir" && "$TIDINGS" subscribers import people.csv --confirmed >/dev/null && "$TIDINGS" ingest >/dev/null 2>&1)
+  (cd "$dir" && "$TIDINGS" subscribers import people.csv --confirmed >/dev/null 2>&1 && "$TIDINGS" ingest >/dev/null 2>&1)
   echo "$dir"
 }
 
@@ -102,7 +102,8 @@ tidings_phases() {
   (
     cd "$dir"
     export RUST_LOG=error
-    /usr/bin/time -f "%e %M" -o queue.time "$TIDINGS" digest send --now > queue.out || true
+    # Exits 1: every send is refused, as intended.
+    /usr/bin/time -f "%e %M" -o queue.time "$TIDINGS" digest send --now > queue.out 2>queue.err || true
     TIDINGS_SMTP_URL="smtp://127.0.0.1:$sink_port" /usr/bin/time -f "%e %M" -o deliver.time "$TIDINGS" outbox retry --failed > deliver.out
     # time(1) writes "Command exited with non-zero status" first when the exit is not 0.
     echo "$(tail -1 queue.time) $(tail -1 deliver.time) $(grep -o 'sent [0-9]*' deliver.out | awk '{print $2}')"

@@ -221,19 +221,28 @@ mod tests {
             .expect("valid")
             .to_utc();
         let shown = clock.now();
-        assert!(shown >= start && shown - start < chrono::Duration::seconds(5), "{shown}");
+        assert!(
+            shown >= start && shown - start < chrono::Duration::seconds(5),
+            "{shown}"
+        );
     }
 
     #[test]
     fn an_offset_in_tidings_now_is_read_as_utc() {
         let clock = from_env(Some("2026-12-03T11:00:00+01:00")).expect("a valid instant");
-        assert_eq!(clock.now().format("%Y-%m-%dT%H").to_string(), "2026-12-03T10");
+        assert_eq!(
+            clock.now().format("%Y-%m-%dT%H").to_string(),
+            "2026-12-03T10"
+        );
     }
 
     #[test]
     fn a_bad_tidings_now_is_refused_with_its_value() {
         let error = from_env(Some("tomorrow")).expect_err("not an instant");
-        assert!(error.to_string().contains("TIDINGS_NOW=\"tomorrow\""), "{error}");
+        assert!(
+            error.to_string().contains("TIDINGS_NOW=\"tomorrow\""),
+            "{error}"
+        );
     }
 
     #[test]

@@ -344,7 +344,11 @@ async fn a_550_is_recorded_failed_and_not_retried() {
         "nothing left to do"
     );
     check(&app);
-    assert_eq!(sink.count(), 1, "the refused message was offered once, not again");
+    assert_eq!(
+        sink.count(),
+        1,
+        "the refused message was offered once, not again"
+    );
 }
 
 #[tokio::test]

@@ -179,7 +179,10 @@ async fn feeds_and_a_digest_match_their_golden_files() {
     let config = std::fs::read_to_string(app.path("tidings.toml")).unwrap();
     let site = "[site]\n";
     assert!(config.contains(site), "{config}");
-    let config = config.replace(site, "[site]\nbase_url = \"https://library.example.org/\"\n");
+    let config = config.replace(
+        site,
+        "[site]\nbase_url = \"https://library.example.org/\"\n",
+    );
     std::fs::write(app.path("tidings.toml"), config).unwrap();
     let from = SystemClock.now() - Duration::seconds(1);
     app.run_ok(&[

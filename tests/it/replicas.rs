@@ -11,9 +11,9 @@ use tidings::store::Store;
 
 use crate::support::app::{Served, TestApp, wait_until};
 use crate::support::db::Db;
-use crate::support::{get_text, http};
 use crate::support::postgres::on_postgres;
 use crate::support::smtp::{Maildir, an_alert, header};
+use crate::support::{get_text, http};
 
 const SUBSCRIBERS: usize = 1000;
 /// The counter of messages a process handed to the server and saw accepted.

@@ -632,7 +632,12 @@ async fn every_sqlite_connection_is_wal_with_synchronous_normal() {
 #[derive(Debug)]
 struct HeldApply {
     at: DateTime<Utc>,
-    gate: std::sync::Mutex<Option<(tokio::sync::oneshot::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
+    gate: std::sync::Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            std::sync::mpsc::Receiver<()>,
+        )>,
+    >,
 }
 
 impl tidings::clock::Clock for HeldApply {
@@ -687,7 +692,9 @@ async fn wait_for_ingests_does_not_return_while_an_apply_is_in_progress() {
             let set = reconcile(&state.stored, &snapshot, &ReconcileOptions::default());
             tokio::spawn(async move { store.apply(SOURCE, &set, 1, state.run_seq, &clock).await })
         };
-        holding.await.expect("the apply reads the clock while holding store_meta");
+        holding
+            .await
+            .expect("the apply reads the clock while holding store_meta");
 
         let waiting = tokio::spawn({
             let waiter = waiter.clone();
@@ -704,7 +711,10 @@ async fn wait_for_ingests_does_not_return_while_an_apply_is_in_progress() {
             .await;
             release.send(()).unwrap();
             applying.await.unwrap().expect("the apply commits");
-            waiting.await.unwrap().expect("returns once the apply committed");
+            waiting
+                .await
+                .unwrap()
+                .expect("returns once the apply committed");
         } else {
             let result = waiting.await.unwrap();
             let error =

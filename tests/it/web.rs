@@ -9,8 +9,8 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
 use crate::support::app::{Served, TestApp, wait_until};
 use crate::support::db::on_every_backend;
-use crate::support::{get_text, http};
 use crate::support::smtp::{Maildir, header, smtp_config};
+use crate::support::{get_text, http};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 

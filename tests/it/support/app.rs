@@ -85,7 +85,11 @@ impl TestApp {
         let config = std::fs::read_to_string(&path).expect("read config");
         let start = config.find("listen = \"").expect("a listen line");
         let end = start + config[start..].find('\n').expect("a line end");
-        let config = format!("{}listen = \"{address}\"{}", &config[..start], &config[end..]);
+        let config = format!(
+            "{}listen = \"{address}\"{}",
+            &config[..start],
+            &config[end..]
+        );
         std::fs::write(&path, config).expect("write config");
     }
 

@@ -223,7 +223,10 @@ impl Browser {
 fn started_on(driver: &mut Child) -> u16 {
     use std::io::BufRead as _;
     const STARTED: &str = "started successfully on port ";
-    let stdout = driver.stdout.take().expect("chromedriver's stdout is piped");
+    let stdout = driver
+        .stdout
+        .take()
+        .expect("chromedriver's stdout is piped");
     let mut lines = std::io::BufReader::new(stdout).lines();
     let port = lines
         .by_ref()

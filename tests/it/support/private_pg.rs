@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-
 /// A throwaway PostgreSQL cluster; stopped and removed on drop.
 pub struct PrivatePg {
     dir: tempfile::TempDir,
