@@ -4,7 +4,6 @@
 //! is guessed before it is bound, and kills it when dropped. The children's
 //! logs go to a file that is printed only when the test fails.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
@@ -223,8 +222,8 @@ impl Drop for TestApp {
         }
         let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
         if !log.is_empty() {
-            let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "--- log of the tidings processes ---\n{log}---");
+            // eprintln!, so the test harness shows it with the failure.
+            eprintln!("--- log of the tidings processes ---\n{log}---");
         }
     }
 }
