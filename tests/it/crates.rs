@@ -293,3 +293,61 @@ async fn issue_19_each_request_is_logged_in_its_span_with_route_and_status() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `{sample name: its family's type}` of `/metrics` as the Prometheus
+/// project's Python parser of the text format reads it.
+fn metric_types(text: &str) -> std::collections::BTreeMap<String, String> {
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        out[s.name] = family.type
+print(json.dumps(out))
+"#;
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3-prometheus-client is installed (scripts/test.sh installs it)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the parser refused /metrics:\n{text}"
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Dashboards read these names with these types; a change of encoder (such
+/// as prometheus-client's OpenMetrics one, see Cargo.toml) must keep both.
+#[tokio::test]
+async fn issue_19_metrics_keep_their_names_and_types() {
+    let app = TestApp::new("sqlite://tidings.db", "");
+    let _served = app.serve().await;
+    wait_until(Duration::from_secs(20), || async {
+        let feed = http().get(app.url("/feeds/all.rss")).send().await.unwrap();
+        feed.text().await.unwrap().matches("<item>").count() == 9
+    })
+    .await;
+    let metrics = http().get(app.url("/metrics")).send().await.unwrap();
+    let types = metric_types(&metrics.text().await.unwrap());
+    for (name, kind) in [
+        ("tidings_ingest_runs_total", "counter"),
+        ("tidings_ingest_entries_seen", "gauge"),
+        ("tidings_change_events_total", "counter"),
+        ("tidings_source_last_success_timestamp_seconds", "gauge"),
+        ("tidings_feed_requests_total", "counter"),
+        ("tidings_outbox_messages", "gauge"),
+        ("tidings_subscribers_suppressed", "gauge"),
+        ("tidings_http_connections_open", "gauge"),
+    ] {
+        assert_eq!(
+            types.get(name).map(String::as_str),
+            Some(kind),
+            "{name}: {types:?}"
+        );
+    }
+}
