@@ -3,8 +3,8 @@
 //! per client address and per account, the bound on password checks running
 //! at once, CSRF tokens (signed double submit: a random cookie and a form
 //! field that is its HMAC) and admin session tokens (random, kept in the
-//! store, bound to the password). Cookies are read and built with
-//! axum-extra's jar and the `cookie` crate. The per-address limit on
+//! store, bound to the password). Cookies are parsed and built by the
+//! `cookie` crate under axum-extra's jar (`forms::with_cookie` sets them). The per-address limit on
 //! confirmation emails lives in the database (`signup`).
 
 use std::collections::HashMap;
@@ -12,8 +12,8 @@ use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-use axum::http::HeaderMap;
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum::http::{HeaderMap, header};
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -175,11 +175,18 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> I
         .unwrap_or(peer.ip())
 }
 
-/// The value of cookie `name`, if the request carries it. The `cookie`
-/// crate parses the header; a pair it cannot read is skipped, never an error.
+/// The value of cookie `name`, if the request carries it, parsed by the
+/// `cookie` crate (a pair it cannot read is skipped, never an error). When the
+/// name comes twice the first wins: browsers list the cookie with the longer
+/// path first (RFC 6265 §5.4), and the jar's map would keep the last.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    CookieJar::from_headers(headers)
-        .get(name)
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse_encoded)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
 }
 

@@ -158,6 +158,31 @@ async fn issue_19_a_malformed_cookie_header_is_answered_not_a_500() {
     }
 }
 
+/// A browser lists the cookie with the longer path first (RFC 6265 §5.4);
+/// a second `tidings_csrf` after it (one set for a parent path, or tossed in
+/// by a sibling site) must not replace the form's own.
+#[tokio::test]
+async fn issue_19_of_two_cookies_with_one_name_the_first_counts() {
+    let app = TestApp::new("sqlite://tidings.db", "");
+    app.run_ok(&["ingest"]);
+    let _served = app.serve().await;
+    let (csrf, jar) = form_of(&app.url("/"), "").await;
+    let other = "tidings_csrf=0123456789abcdef0123456789abcdef";
+    let body = format!("csrf={csrf}&email=reader%40example.org&categories=all&frequency=weekly");
+    let first = post_form(&app.url("/subscribe"), &format!("{jar}; {other}"), &body).await;
+    assert_eq!(
+        first.status(),
+        StatusCode::OK,
+        "the form's own cookie, listed first"
+    );
+    let last = post_form(&app.url("/subscribe"), &format!("{other}; {jar}"), &body).await;
+    assert_eq!(
+        last.status(),
+        StatusCode::FORBIDDEN,
+        "another cookie, listed first"
+    );
+}
+
 /// The attributes of the `Set-Cookie` for `name` in `response`, lower-cased, split at `;`.
 fn cookie_attributes(response: &reqwest::Response, name: &str) -> Vec<String> {
     let set = response
