@@ -4,8 +4,9 @@
 //! at once, CSRF tokens (signed double submit: a random cookie and a form
 //! field that is its HMAC) and admin session tokens (random, kept in the
 //! store, bound to the password). Cookies are parsed and built by the
-//! `cookie` crate under axum-extra's jar (`forms::with_cookie` sets them). The per-address limit on
-//! confirmation emails lives in the database (`signup`).
+//! `cookie` crate under axum-extra's jar (`forms::with_cookie` sets them).
+//! The per-address limit on confirmation emails lives in the database
+//! (`signup`).
 
 use std::collections::HashMap;
 use std::hash::Hash;

@@ -26,12 +26,14 @@ fn mail_from(sink: &Maildir, from: &str, extra: &str) -> String {
 fn issue_19_check_refuses_a_from_that_no_send_could_use() {
     let app = TestApp::new(
         "sqlite://tidings.db",
-        "[mail]\nfrom = \"Library <news@@example.org>\"\nadmins = [\"Ops <ops@example.org>\", \"ops@@example.org\"]\n",
+        "[mail]\nfrom = \"Library <news@@example.org>\"\nreply_to = \"Help <help@example..org>\"\n\
+         admins = [\"Ops <ops@example.org>\", \"ops@@example.org\"]\n",
     );
     let output = app.run(&["check"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("mail.from"), "{stderr}");
+    assert!(stderr.contains("mail.reply_to"), "{stderr}");
     assert!(stderr.contains("mail.admins[1]"), "{stderr}");
     assert!(
         !stderr.contains("mail.admins[0]"),
