@@ -176,12 +176,27 @@ impl TestApp {
     /// choosing and names it in its ready file; the config then names that
     /// port, so later commands sign links for this daemon.
     pub async fn serve_env(&self, env: &[(&str, &str)]) -> Served {
+        let ready = self.ready_file();
+        let mut served = self.spawn_env(&["serve", "--ready-file", &ready], env);
+        self.attach(&mut served.child).await;
+        served
+    }
+
+    /// The `--ready-file` argument for a `serve` a test starts itself (then
+    /// `attach`): the config's listen is set back to port 0 and any old
+    /// ready file removed.
+    pub fn ready_file(&self) -> String {
         self.set_listen(([127, 0, 0, 1], 0).into());
         let ready = self.path("serve.ready");
         let _ = std::fs::remove_file(&ready);
-        let ready_arg = ready.display().to_string();
-        let mut served = self.spawn_env(&["serve", "--ready-file", &ready_arg], env);
-        let bound = wait_for_ready_file(&ready, &mut served.child).await;
+        ready.display().to_string()
+    }
+
+    /// Waits until `child`, a `serve` given `--ready-file` from
+    /// `ready_file()`, has bound its port and answers `/healthz`; this app's
+    /// URLs and config then name that port.
+    pub async fn attach(&self, child: &mut Child) {
+        let bound = wait_for_ready_file(&self.path("serve.ready"), child).await;
         self.port.store(bound.port(), Ordering::Release);
         self.set_listen(bound);
         let health = self.url("/healthz");
@@ -193,7 +208,6 @@ impl TestApp {
                 .is_ok_and(|r| r.status().is_success())
         })
         .await;
-        served
     }
 }
 
