@@ -13,12 +13,14 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
+use super::accounts::{SignedIn, record};
 use super::admin::{home_url, local_time, people, route_words};
 use super::forms::{self, with_cookie};
 use super::pages::{SiteView, site_view};
@@ -167,6 +169,7 @@ fn render(
 /// exactly the email previewed, then opens the announcement's page.
 pub async fn announce(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<SignedIn>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -214,6 +217,13 @@ pub async fn announce(
     match state.announcer.announce(request, state.clock.now()).await {
         Ok(done) => {
             state.wake.notify_one();
+            let what = format!(
+                "Announced “{}” to {} (announcement {})",
+                current.resource.title,
+                people(i64::try_from(done.recipients).unwrap_or(i64::MAX)),
+                done.id
+            );
+            record(&state, &who, "announce", &what).await;
             let url = format!(
                 "{}/announcements/{}?queued={}",
                 home_url(&state),
@@ -332,6 +342,7 @@ pub async fn announcement(
 /// `POST /admin/announcements/{id}/retry`: its failed messages are queued again.
 pub async fn retry(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<SignedIn>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -345,6 +356,11 @@ pub async fn retry(
         .retry_announcement(&a.key, state.clock.now())
         .await?;
     state.wake.notify_one();
+    let what = format!(
+        "Queued {moved} failed message(s) of announcement {} (“{}”) to be sent again",
+        a.id, a.title
+    );
+    record(&state, &who, "retry", &what).await;
     let url = format!(
         "{}/announcements/{}?retried={moved}",
         home_url(&state),
