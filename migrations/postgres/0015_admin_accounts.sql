@@ -31,3 +31,8 @@ CREATE TABLE admin_audit (
     action   TEXT NOT NULL,
     summary  TEXT NOT NULL
 );
+
+-- Password links go through the outbox as kind 'admin-password'.
+ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check;
+ALTER TABLE outbox ADD CONSTRAINT outbox_kind_check
+    CHECK (kind IN ('digest', 'announcement', 'confirmation', 'alert', 'admin-password'));

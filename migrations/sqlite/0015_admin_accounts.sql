@@ -31,3 +31,29 @@ CREATE TABLE admin_audit (
     action   TEXT NOT NULL,
     summary  TEXT NOT NULL
 ) STRICT;
+
+-- Password links go through the outbox as kind 'admin-password'. SQLite
+-- cannot change a CHECK constraint, so the table is rebuilt with its rows.
+CREATE TABLE outbox_new (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    idem_key        TEXT NOT NULL UNIQUE,
+    kind            TEXT NOT NULL
+                    CHECK (kind IN ('digest', 'announcement', 'confirmation', 'alert', 'admin-password')),
+    recipient       TEXT NOT NULL,
+    subscriber_id   INTEGER,
+    subject         TEXT NOT NULL,
+    message         BLOB NOT NULL,
+    status          TEXT NOT NULL
+                    CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'unconfirmed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    claimed_until   TEXT,
+    last_error      TEXT,
+    created_at      TEXT NOT NULL,
+    sent_at         TEXT,
+    handed_over_at  TEXT
+) STRICT;
+INSERT INTO outbox_new SELECT * FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_new RENAME TO outbox;
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
