@@ -50,6 +50,28 @@ pub struct SignedIn {
     pub id: Option<i64>,
     /// The name the log uses.
     pub name: String,
+    /// Where a test email goes: the named account's address (the bootstrap account has none).
+    pub email: Option<String>,
+}
+
+impl SignedIn {
+    /// The bootstrap account "admin".
+    fn bootstrap() -> Self {
+        Self {
+            id: None,
+            name: BOOTSTRAP_NAME.to_owned(),
+            email: None,
+        }
+    }
+
+    /// A named account.
+    fn account(a: &AdminAccount) -> Self {
+        Self {
+            id: Some(a.id),
+            name: a.name.clone(),
+            email: Some(a.email.clone()),
+        }
+    }
 }
 
 /// The per-account limiter's key: a digest of the sign-in name as typed
@@ -134,11 +156,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Signe
             let Some(expected) = session_credential(state) else {
                 return Ok(None);
             };
-            let who = SignedIn {
-                id: None,
-                name: BOOTSTRAP_NAME.to_owned(),
-            };
-            (expected, who)
+            (expected, SignedIn::bootstrap())
         }
         Some(admin_id) => {
             let account = state.store.admin_by_id(admin_id).await?;
@@ -147,10 +165,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Signe
             else {
                 return Ok(None);
             };
-            let who = SignedIn {
-                id: Some(account.id),
-                name: account.name,
-            };
+            let who = SignedIn::account(&account);
             (account_credential(state, admin_id, &hash), who)
         }
     };
@@ -206,27 +221,18 @@ async fn account_for(
     login: &str,
 ) -> Result<Option<(SignedIn, String)>, WebError> {
     if is_bootstrap(login) {
-        return Ok(state.admin_hash.as_deref().map(|hash| {
-            let who = SignedIn {
-                id: None,
-                name: BOOTSTRAP_NAME.to_owned(),
-            };
-            (who, hash.to_owned())
-        }));
+        return Ok(state
+            .admin_hash
+            .as_deref()
+            .map(|hash| (SignedIn::bootstrap(), hash.to_owned())));
     }
     let Ok(email) = accounts::account_email(login) else {
         return Ok(None);
     };
     let found = state.store.admin_by_email(&email).await?;
     Ok(found.and_then(|a: AdminAccount| {
-        let hash = a.password_hash?;
-        Some((
-            SignedIn {
-                id: Some(a.id),
-                name: a.name,
-            },
-            hash,
-        ))
+        let hash = a.password_hash.clone()?;
+        Some((SignedIn::account(&a), hash))
     }))
 }
 
@@ -353,6 +359,7 @@ async fn refuse(
     let unknown = SignedIn {
         id: None,
         name: "unknown".to_owned(),
+        email: None,
     };
     record(
         state,
@@ -588,10 +595,7 @@ pub async fn set_password(
     if !set {
         return link_refused(&state, &LinkToken::Spent);
     }
-    let who = SignedIn {
-        id: Some(account.id),
-        name: account.name.clone(),
-    };
+    let who = SignedIn::account(&account);
     record(
         &state,
         &who,

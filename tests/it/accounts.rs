@@ -91,14 +91,20 @@ async fn a_second_admin_chooses_a_password_signs_in_and_is_named_in_the_log() {
         browser.type_into("#repeat", BEA_PASSWORD).await;
         browser.click("form button[type=submit]").await;
         assert_eq!(browser.text("h1").await, "Password set");
-        assert_eq!(app.json(&["admins", "list", "--json"])[0]["password_set"], true);
+        assert_eq!(
+            app.json(&["admins", "list", "--json"])[0]["password_set"],
+            true
+        );
         browser.click("main a[href$='admin/login']").await;
         browser.check_page("admin-login-named").await;
         browser.type_into("#email", BEA).await;
         browser.type_into("#password", "not her password").await;
         browser.click("form button[type=submit]").await;
         let refused = browser.text(".error-summary").await;
-        assert_eq!(refused, "That email address and password do not match an account.");
+        assert_eq!(
+            refused,
+            "That email address and password do not match an account."
+        );
         browser.type_into("#password", BEA_PASSWORD).await;
         browser.click("form button[type=submit]").await;
         assert!(browser.url().await.ends_with("/admin"), "signed in");
@@ -108,7 +114,12 @@ async fn a_second_admin_chooses_a_password_signs_in_and_is_named_in_the_log() {
             .click(&format!("a[href$='admin/announce/{id}']"))
             .await;
         browser.click("#confirm").await;
-        assert!(browser.text("#queued").await.starts_with("Queued for 1 person."));
+        assert!(
+            browser
+                .text("#queued")
+                .await
+                .starts_with("Queued for 1 person.")
+        );
 
         browser.goto(&app.url("/admin")).await;
         browser.click("a[href$='admin/log']").await;
@@ -116,12 +127,31 @@ async fn a_second_admin_chooses_a_password_signs_in_and_is_named_in_the_log() {
         let log = browser.text("#log").await;
         let line = |words: &str| log.lines().find(|l| l.contains(words)).map(str::to_owned);
         let announced = line("Announced “OCEAN").unwrap_or_else(|| panic!("{log}"));
-        assert!(announced.contains("Bea Jones") && announced.contains("to 1 person"), "{announced}");
-        assert!(line("Bea Jones Signed in (from 127.0.0.1)").is_some(), "{log}");
-        assert!(line("Bea Jones Sign-in refused: wrong password").is_some(), "{log}");
-        assert!(line("command line Added the admin account Bea Jones").is_some(), "{log}");
-        let year = chrono::Utc::now().format("%Y").to_string();
-        assert!(announced.contains(&format!(" {year} at ")), "times in words: {announced}");
+        assert!(
+            announced.contains("Bea Jones") && announced.contains("to 1 person"),
+            "{announced}"
+        );
+        assert!(
+            line("Bea Jones Signed in (from 127.0.0.1)").is_some(),
+            "{log}"
+        );
+        assert!(
+            line("Bea Jones Sign-in refused: wrong password").is_some(),
+            "{log}"
+        );
+        assert!(
+            line("command line Added the admin account Bea Jones").is_some(),
+            "{log}"
+        );
+        // The newest entry's time, as the JSON gives it (UTC), read in London.
+        let at = app.json(&["admin-log", "--json", "--limit", "1"])[0]["at"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap();
+        let local = at.with_timezone(&chrono_tz::Europe::London);
+        let words = local.format("%a %-d %b %Y at %H:%M").to_string();
+        assert!(announced.starts_with(&words), "{words} in {announced}");
         browser.check_page("admin-log").await;
 
         let entries = log_of(&app);
@@ -144,7 +174,10 @@ async fn a_second_admin_chooses_a_password_signs_in_and_is_named_in_the_log() {
         // The link worked once.
         browser.goto(&link).await;
         assert_eq!(browser.text("h1").await, "This link does not work");
-        assert_eq!(http().get(&link).send().await.unwrap().status(), StatusCode::GONE);
+        assert_eq!(
+            http().get(&link).send().await.unwrap().status(),
+            StatusCode::GONE
+        );
     })
     .await;
 }
@@ -240,18 +273,36 @@ async fn sign_in_is_limited_per_account_and_removing_an_account_ends_its_session
             .await
             .unwrap();
         assert_eq!(after.status(), StatusCode::SEE_OTHER, "her session ended");
-        assert!(after.headers()[LOCATION].to_str().unwrap().ends_with("/admin/login"));
-        assert_eq!(app.json(&["admins", "list", "--json"]), serde_json::json!([]));
+        assert!(
+            after.headers()[LOCATION]
+                .to_str()
+                .unwrap()
+                .ends_with("/admin/login")
+        );
+        assert_eq!(
+            app.json(&["admins", "list", "--json"]),
+            serde_json::json!([])
+        );
         let (_, what, summary) = &log_of(&app)[0];
         assert_eq!(what, "account_removed");
-        assert_eq!(summary, "Removed the admin account Bea Jones (bea@example.org)");
+        assert_eq!(
+            summary,
+            "Removed the admin account Bea Jones (bea@example.org)"
+        );
     })
     .await;
 }
 
 /// The item titles of the feed at `path`, read with the `rss` crate.
 async fn feed_titles(app: &TestApp, path: &str) -> Vec<String> {
-    let body = http().get(app.url(path)).send().await.unwrap().bytes().await.unwrap();
+    let body = http()
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let channel = rss::Channel::read_from(&body[..]).unwrap();
     channel
         .items()
@@ -283,17 +334,35 @@ async fn a_re_filed_resource_moves_feeds_at_once_says_nothing_and_survives_inges
         browser.goto(&app.url("/admin")).await;
         browser.type_into("#password", PASSWORD).await;
         browser.click("form button[type=submit]").await;
-        browser.click(&format!("#resources a[href$='admin/resources/{id}']")).await;
+        browser
+            .click(&format!("#resources a[href$='admin/resources/{id}']"))
+            .await;
         browser.check_page("admin-resource").await;
         browser.click("#choose option[value='news']").await;
         browser.click("#save").await;
-        assert!(browser.text("#saved").await.starts_with("Saved: filed under News."));
-        assert!(browser.text("#category").await.contains("chosen by the comms team"));
+        assert!(
+            browser
+                .text("#saved")
+                .await
+                .starts_with("Saved: filed under News.")
+        );
+        assert!(
+            browser
+                .text("#category")
+                .await
+                .contains("chosen by the comms team")
+        );
         browser.check_page("admin-resource-saved").await;
 
         // At once: the feeds were re-rendered before the page came back.
-        assert!(ocean(&feed_titles(&app, "/feeds/news.rss").await), "in News now");
-        assert!(!ocean(&feed_titles(&app, "/feeds/leaflets.rss").await), "out of Leaflets");
+        assert!(
+            ocean(&feed_titles(&app, "/feeds/news.rss").await),
+            "in News now"
+        );
+        assert!(
+            !ocean(&feed_titles(&app, "/feeds/leaflets.rss").await),
+            "out of Leaflets"
+        );
         assert_eq!(change_events(&store).await, events, "no change event");
         let shown = app.json(&["resources", "show", &id, "--json"]);
         let revisions = shown["revisions"].as_array().unwrap();
@@ -309,14 +378,25 @@ async fn a_re_filed_resource_moves_feeds_at_once_says_nothing_and_survives_inges
 
         browser.click("#choose option[value='']").await;
         browser.click("#save").await;
-        assert!(browser.text("#saved").await.starts_with("Saved: filed under Leaflets."));
-        assert!(ocean(&feed_titles(&app, "/feeds/leaflets.rss").await), "back by the rules");
+        assert!(
+            browser
+                .text("#saved")
+                .await
+                .starts_with("Saved: filed under Leaflets.")
+        );
+        assert!(
+            ocean(&feed_titles(&app, "/feeds/leaflets.rss").await),
+            "back by the rules"
+        );
         assert_eq!(change_events(&store).await, events);
         let log = log_of(&app);
         let summaries: Vec<&str> = log.iter().map(|(_, _, s)| s.as_str()).collect();
         assert!(summaries[0].starts_with("Returned “OCEAN"), "{summaries:?}");
         assert!(summaries[1].starts_with("Re-filed “OCEAN"), "{summaries:?}");
-        assert!(summaries[1].ends_with("from Leaflets to News"), "{summaries:?}");
+        assert!(
+            summaries[1].ends_with("from Leaflets to News"),
+            "{summaries:?}"
+        );
         assert_eq!(log[1].0, "admin");
     })
     .await;
@@ -330,13 +410,139 @@ async fn an_unused_session_ends_after_an_hour_and_use_keeps_it_alive() {
         let m = chrono::Duration::minutes;
         let idle = m(60);
         let bea = store.add_admin(BEA, "Bea", "nonce", t0).await.unwrap();
-        store.start_admin_session("s1", "cred", t0, t0 + chrono::Duration::hours(8)).await.unwrap();
-        store.own_admin_session("s1", Some(bea.id), t0).await.unwrap();
-        let seen = store.admin_session("s1", t0 + m(50), idle).await.unwrap().unwrap();
+        store
+            .start_admin_session("s1", "cred", t0, t0 + chrono::Duration::hours(8))
+            .await
+            .unwrap();
+        store
+            .own_admin_session("s1", Some(bea.id), t0)
+            .await
+            .unwrap();
+        let seen = store
+            .admin_session("s1", t0 + m(50), idle)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(seen.admin_id, Some(bea.id));
-        assert!(store.admin_session("s1", t0 + m(105), idle).await.unwrap().is_some(), "used at 50");
-        assert!(store.admin_session("s1", t0 + m(166), idle).await.unwrap().is_none(), "61 idle");
-        assert!(store.admin_session("s1", t0 + m(106), idle).await.unwrap().is_none(), "ended");
+        assert!(
+            store
+                .admin_session("s1", t0 + m(105), idle)
+                .await
+                .unwrap()
+                .is_some(),
+            "used at 50"
+        );
+        assert!(
+            store
+                .admin_session("s1", t0 + m(166), idle)
+                .await
+                .unwrap()
+                .is_none(),
+            "61 idle"
+        );
+        assert!(
+            store
+                .admin_session("s1", t0 + m(106), idle)
+                .await
+                .unwrap()
+                .is_none(),
+            "ended"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn send_a_test_to_me_reaches_only_the_signed_in_admin_and_announces_nothing() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start();
+        let (app, _served) = admin_app(&db.url, &sink).await;
+        let link = add_bea(&app, &sink).await;
+        set_password_over_http(&link).await;
+        let mails_before = sink.count();
+        let (id, _) = resource(&app, "OCEAN");
+
+        let browser = Browser::start().await;
+        browser.goto(&app.url("/admin")).await;
+        browser.type_into("#email", BEA).await;
+        browser.type_into("#password", BEA_PASSWORD).await;
+        browser.click("form button[type=submit]").await;
+        browser
+            .goto(&app.url(&format!("/admin/announce/{id}")))
+            .await;
+        let note = "Trying this out before it goes to everyone.";
+        browser.type_into("#message", note).await;
+        browser.click("#test").await;
+        let said = browser.text("#tested").await;
+        assert!(
+            said.starts_with(&format!("A test was queued for {BEA}.")),
+            "{said}"
+        );
+        assert!(
+            browser.text("pre.email").await.contains(note),
+            "the preview shows what was sent"
+        );
+        browser.check_page("admin-preview-tested").await;
+
+        wait_until(Duration::from_secs(30), || async {
+            sink.count() > mails_before
+        })
+        .await;
+        let messages = sink.messages();
+        let test = messages
+            .iter()
+            .find(|m| header(m, "x-tidings-kind") == "announcement")
+            .expect("the test email");
+        assert_eq!(header(test, "to"), BEA);
+        assert!(header(test, "subject").starts_with("New in Leaflets: OCEAN"));
+        assert!(test["text"].as_str().unwrap().contains(note), "{test}");
+        assert!(
+            test["headers"].get("list-unsubscribe").is_none(),
+            "an admin is on no list"
+        );
+        let outbox = app.json(&["outbox", "list", "--json"]);
+        let keys: Vec<&str> = outbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["key"].as_str().unwrap())
+            .collect();
+        assert!(
+            keys.iter().any(|k| k.starts_with(&format!("test/{id}/"))),
+            "{keys:?}"
+        );
+        assert!(
+            !keys.iter().any(|k| k.starts_with("announcement/")),
+            "{keys:?}"
+        );
+        assert!(
+            !sink
+                .messages()
+                .iter()
+                .any(|m| header(m, "to") == "ann@example.org"),
+            "the subscriber got nothing"
+        );
+        browser.goto(&app.url("/admin/announcements")).await;
+        assert!(
+            browser
+                .text("main")
+                .await
+                .contains("Nothing has been announced yet.")
+        );
+        let (who, what, summary) = &log_of(&app)[0];
+        assert_eq!((who.as_str(), what.as_str()), ("Bea Jones", "test"));
+        assert!(summary.ends_with(&format!("to {BEA}")), "{summary}");
+        // Announcing for real afterwards is not refused as a repeat.
+        browser
+            .goto(&app.url(&format!("/admin/announce/{id}")))
+            .await;
+        browser.click("#confirm").await;
+        assert!(
+            browser
+                .text("#queued")
+                .await
+                .starts_with("Queued for 1 person.")
+        );
     })
     .await;
 }
