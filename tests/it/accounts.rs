@@ -546,3 +546,53 @@ async fn send_a_test_to_me_reaches_only_the_signed_in_admin_and_announces_nothin
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_log_pages_fifty_at_a_time_newest_first() {
+    on_every_backend(|db| async move {
+        let sink = Maildir::start();
+        let (app, _served) = admin_app(&db.url, &sink).await;
+        let store = db.open_another().await;
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 7, 1, 9, 0, 0).unwrap();
+        for n in 1..=60 {
+            let summary = format!("Action number {n}");
+            let entry = tidings::store::NewAuditEntry {
+                actor: "Cal",
+                admin_id: None,
+                action: "announce",
+                summary: &summary,
+            };
+            store
+                .record_audit(&entry, t0 + chrono::Duration::minutes(n))
+                .await
+                .unwrap();
+        }
+        let browser = Browser::start().await;
+        browser.goto(&app.url("/admin")).await;
+        browser.type_into("#password", PASSWORD).await;
+        browser.click("form button[type=submit]").await;
+        browser.goto(&app.url("/admin/log")).await;
+        // Page 1: the sign-in just now, then actions 60 down to 12.
+        let first = browser.text("#log tbody tr").await;
+        assert!(first.contains("admin Signed in"), "{first}");
+        let page = browser.text("#log").await;
+        assert!(page.contains("Action number 12") && !page.contains("Action number 11\n"));
+        // Summer time: 10:00 in London for 09:00 UTC plus 60 minutes.
+        assert!(
+            page.contains("Wed 1 Jul 2026 at 11:00 Cal Action number 60"),
+            "{page}"
+        );
+        browser.click("a[rel=next]").await;
+        assert!(browser.url().await.ends_with("/admin/log?page=2"));
+        let page = browser.text("#log").await;
+        let rows: Vec<&str> = page.lines().filter(|l| l.contains(" Cal ")).collect();
+        assert_eq!(rows.len(), 11, "{page}");
+        assert!(rows[0].ends_with("Action number 11") && rows[10].ends_with("Action number 1"));
+        browser.check_page("admin-log-page-2").await;
+        let cli = app.run_ok(&["admin-log", "--limit", "2"]);
+        let lines: Vec<&str> = cli.lines().collect();
+        assert_eq!(lines.len(), 2, "{cli}");
+        assert!(lines[1].ends_with("Cal\tAction number 60"), "{cli}");
+    })
+    .await;
+}
