@@ -1,5 +1,5 @@
-//! `tidings admins add|remove|list` (named admin accounts; adding one
-//! queues and sends its one-time password link) and `tidings admin-log`
+//! `tidings admins add|link|remove|list` (named admin accounts; adding one,
+//! or `link`, queues and sends a one-time password link) and `tidings admin-log`
 //! (the audit log, newest first). Each account change is itself recorded
 //! in the log, as done by "command line".
 
@@ -33,6 +33,12 @@ pub enum AdminsCommand {
         /// What the pages and the log call them (default: the address's local part).
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+    },
+    /// Email an account a new password link (a forgotten password, an
+    /// expired link); links sent before stop working.
+    Link {
+        /// The account's address.
+        email: String,
     },
     /// Remove an account; its sessions end at once.
     Remove {
@@ -113,6 +119,7 @@ pub async fn admins(
     let store = open_store(config).await?;
     match command {
         AdminsCommand::Add { email, name } => add(config, &store, &email, name, clock).await,
+        AdminsCommand::Link { email } => link(config, &store, &email, clock).await,
         AdminsCommand::Remove { email } => remove(&store, &email, clock).await,
         AdminsCommand::List { json } => list(&store, json).await,
     }
@@ -147,6 +154,30 @@ async fn add(
     audit(store, "account_added", &what, clock).await?;
     println!(
         "added admin account {email} ({name}); a link to choose a password was queued (it works once, for {} hours)",
+        LINK_LIFETIME.num_hours()
+    );
+    let delivery = super::delivery(store, config, clock)?;
+    let report = deliver(store, &delivery).await?;
+    finish(store, report).await
+}
+
+async fn link(
+    config: &Config,
+    store: &Store,
+    email: &str,
+    clock: &SharedClock,
+) -> Result<ExitCode> {
+    let email = accounts::account_email(email).map_err(UsageError)?;
+    let kit = MailKit::load(store, Arc::new(config.clone())).await?;
+    let now = clock.now();
+    let account = store
+        .renew_admin_link(&email, &accounts::new_nonce()?)
+        .await?;
+    accounts::queue_link(&kit, &account, now).await?;
+    let what = format!("Emailed {} ({email}) a new password link", account.name);
+    audit(store, "link_sent", &what, clock).await?;
+    println!(
+        "a new password link for {email} was queued (it works once, for {} hours); earlier links no longer work",
         LINK_LIFETIME.num_hours()
     );
     let delivery = super::delivery(store, config, clock)?;

@@ -161,6 +161,29 @@ impl Store {
         Ok(found)
     }
 
+    /// Gives account `email` a new link nonce, so links sent before stop
+    /// working; `NotFound` when there is no such account.
+    pub async fn renew_admin_link(
+        &self,
+        email: &str,
+        nonce: &str,
+    ) -> Result<AdminAccount, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE admins SET link_nonce = $2 WHERE email = $1 RETURNING {COLUMNS}"
+        )))
+        .bind(email)
+        .bind(nonce)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::db("renew an admin account's link"))?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound {
+                what: format!("admin account {email}"),
+            });
+        };
+        account(&row).map_err(StoreError::db("read an admin account"))
+    }
+
     /// Sets account `id`'s password when its link nonce is still `nonce`,
     /// replacing the nonce with `next_nonce` (so the link works once) and
     /// ending the account's sessions. False when the nonce had moved on.

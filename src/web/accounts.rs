@@ -553,7 +553,7 @@ fn link_refused(state: &AppState, token: &LinkToken) -> Result<Response, WebErro
         ),
         _ => (
             StatusCode::NOT_FOUND,
-            "This link is not one Tidings sent, or its account was removed.",
+            "This link is not one Tidings sent, a newer link replaced it, or its account was removed.",
         ),
     };
     forms::notice(state, status, "This link does not work", &[text], None)

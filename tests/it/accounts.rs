@@ -220,7 +220,7 @@ fn loopback(n: u8) -> IpAddr {
 }
 
 #[tokio::test]
-async fn sign_in_is_limited_per_account_and_removing_an_account_ends_its_sessions() {
+async fn sign_in_is_limited_per_account_and_a_new_password_or_removal_ends_sessions() {
     on_every_backend(|db| async move {
         let sink = Maildir::start();
         let (app, _served) = admin_app(&db.url, &sink).await;
@@ -241,6 +241,43 @@ async fn sign_in_is_limited_per_account_and_removing_an_account_ends_its_session
             .await
             .unwrap();
         assert_eq!(home.status(), StatusCode::OK);
+
+        // A forgotten password: `admins link` emails a new link; the old one
+        // stays spent, and setting a password ends her sessions.
+        let before = sink.count();
+        app.run_ok(&["admins", "link", BEA]);
+        wait_until(Duration::from_secs(30), || async { sink.count() > before }).await;
+        let links: Vec<String> = sink
+            .messages()
+            .iter()
+            .filter(|m| header(m, "x-tidings-kind") == "admin-password")
+            .map(|m| {
+                let text = m["text"].as_str().unwrap();
+                let line = text.lines().find(|l| l.contains("/admin/password/"));
+                line.unwrap().trim().to_owned()
+            })
+            .collect();
+        let renewed = links.iter().find(|l| **l != link).expect("a second link");
+        assert_eq!(
+            http().get(&link).send().await.unwrap().status(),
+            StatusCode::GONE
+        );
+        set_password_over_http(renewed).await;
+        let ended = no_redirects()
+            .get(app.url("/admin"))
+            .header(COOKIE, &session)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            ended.status(),
+            StatusCode::SEE_OTHER,
+            "a new password ends sessions"
+        );
+        let again = sign_in_from(&app, loopback(3), BEA, BEA_PASSWORD).await;
+        assert_eq!(again.status(), StatusCode::SEE_OTHER);
+        let cookie = again.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+        let session = cookie.split(';').next().unwrap().to_owned();
 
         // 40 wrong guesses at Bea's account, each from its own address: every
         // address is far under its own limit of 5, but the account allows 30
