@@ -408,10 +408,17 @@ async fn a_re_filed_resource_moves_feeds_at_once_says_nothing_and_survives_inges
         let preview = app.run_ok(&["digest", "preview"]);
         assert!(!preview.contains("(updated)"), "{preview}");
 
-        // A later ingest keeps the team's choice.
+        // A later ingest keeps the team's choice, and so does one whose
+        // keyword rules now say Reports.
+        app.run_ok(&["ingest"]);
+        assert_eq!(resource(&app, "OCEAN").1, "News");
+        let config = std::fs::read_to_string(app.path("tidings.toml")).unwrap();
+        let rules = "\n[[categories]]\nname = \"Reports\"\nmatch = [\"ocean\"]\n";
+        std::fs::write(app.path("tidings.toml"), format!("{config}{rules}")).unwrap();
         app.run_ok(&["ingest"]);
         assert_eq!(resource(&app, "OCEAN").1, "News");
         assert_eq!(change_events(&store).await, events);
+        std::fs::write(app.path("tidings.toml"), config).unwrap();
 
         browser.click("#choose option[value='']").await;
         browser.click("#save").await;
