@@ -42,6 +42,24 @@ async fn add_bea(app: &TestApp, sink: &Maildir) -> String {
         .to_owned()
 }
 
+/// Waits until the page holds an element matching `css`: a click's
+/// navigation may still be under way when WebDriver returns.
+async fn shows(browser: &Browser, css: &str) {
+    wait_until(Duration::from_secs(30), || async {
+        let script = "return document.querySelector(arguments[0]) !== null;";
+        browser.execute(script, serde_json::json!([css])).await == serde_json::json!(true)
+    })
+    .await;
+}
+
+/// Waits until the browser is at a URL ending with `end`.
+async fn arrives(browser: &Browser, end: &str) {
+    wait_until(Duration::from_secs(30), || async {
+        browser.url().await.ends_with(end)
+    })
+    .await;
+}
+
 /// The log as `admin-log --json` prints it: (actor, action, summary), newest first.
 fn log_of(app: &TestApp) -> Vec<(String, String, String)> {
     let log = app.json(&["admin-log", "--json"]);
@@ -85,21 +103,25 @@ async fn a_second_admin_chooses_a_password_signs_in_and_is_named_in_the_log() {
         browser.type_into("#password", "too short").await;
         browser.type_into("#repeat", "too short").await;
         browser.click("form button[type=submit]").await;
+        shows(&browser, ".error-summary").await;
         let refused = browser.text(".error-summary").await;
         assert!(refused.contains("at least 12 characters"), "{refused}");
         browser.type_into("#password", BEA_PASSWORD).await;
         browser.type_into("#repeat", BEA_PASSWORD).await;
         browser.click("form button[type=submit]").await;
+        shows(&browser, "main a[href$='admin/login']").await;
         assert_eq!(browser.text("h1").await, "Password set");
         assert_eq!(
             app.json(&["admins", "list", "--json"])[0]["password_set"],
             true
         );
         browser.click("main a[href$='admin/login']").await;
+        shows(&browser, "#email").await;
         browser.check_page("admin-login-named").await;
         browser.type_into("#email", BEA).await;
         browser.type_into("#password", "not her password").await;
         browser.click("form button[type=submit]").await;
+        shows(&browser, ".error-summary").await;
         let refused = browser.text(".error-summary").await;
         assert_eq!(
             refused,
@@ -107,13 +129,15 @@ async fn a_second_admin_chooses_a_password_signs_in_and_is_named_in_the_log() {
         );
         browser.type_into("#password", BEA_PASSWORD).await;
         browser.click("form button[type=submit]").await;
-        assert!(browser.url().await.ends_with("/admin"), "signed in");
+        arrives(&browser, "/admin").await;
 
         let (id, _) = resource(&app, "OCEAN");
         browser
             .click(&format!("a[href$='admin/announce/{id}']"))
             .await;
+        shows(&browser, "#confirm").await;
         browser.click("#confirm").await;
+        shows(&browser, "#queued").await;
         assert!(
             browser
                 .text("#queued")
@@ -123,6 +147,7 @@ async fn a_second_admin_chooses_a_password_signs_in_and_is_named_in_the_log() {
 
         browser.goto(&app.url("/admin")).await;
         browser.click("a[href$='admin/log']").await;
+        shows(&browser, "#me").await;
         assert_eq!(browser.text("#me").await, "Bea Jones");
         let log = browser.text("#log").await;
         let line = |words: &str| log.lines().find(|l| l.contains(words)).map(str::to_owned);
@@ -371,12 +396,15 @@ async fn a_re_filed_resource_moves_feeds_at_once_says_nothing_and_survives_inges
         browser.goto(&app.url("/admin")).await;
         browser.type_into("#password", PASSWORD).await;
         browser.click("form button[type=submit]").await;
+        shows(&browser, "#resources").await;
         browser
             .click(&format!("#resources a[href$='admin/resources/{id}']"))
             .await;
+        shows(&browser, "#choose").await;
         browser.check_page("admin-resource").await;
         browser.click("#choose option[value='news']").await;
         browser.click("#save").await;
+        shows(&browser, "#saved").await;
         assert!(
             browser
                 .text("#saved")
@@ -422,12 +450,13 @@ async fn a_re_filed_resource_moves_feeds_at_once_says_nothing_and_survives_inges
 
         browser.click("#choose option[value='']").await;
         browser.click("#save").await;
-        assert!(
+        wait_until(Duration::from_secs(30), || async {
             browser
                 .text("#saved")
                 .await
                 .starts_with("Saved: filed under Leaflets.")
-        );
+        })
+        .await;
         assert!(
             ocean(&feed_titles(&app, "/feeds/leaflets.rss").await),
             "back by the rules"
@@ -511,12 +540,14 @@ async fn send_a_test_to_me_reaches_only_the_signed_in_admin_and_announces_nothin
         browser.type_into("#email", BEA).await;
         browser.type_into("#password", BEA_PASSWORD).await;
         browser.click("form button[type=submit]").await;
+        arrives(&browser, "/admin").await;
         browser
             .goto(&app.url(&format!("/admin/announce/{id}")))
             .await;
         let note = "Trying this out before it goes to everyone.";
         browser.type_into("#message", note).await;
         browser.click("#test").await;
+        shows(&browser, "#tested").await;
         let said = browser.text("#tested").await;
         assert!(
             said.starts_with(&format!("A test was queued for {BEA}.")),
@@ -581,6 +612,7 @@ async fn send_a_test_to_me_reaches_only_the_signed_in_admin_and_announces_nothin
             .goto(&app.url(&format!("/admin/announce/{id}")))
             .await;
         browser.click("#confirm").await;
+        shows(&browser, "#queued").await;
         assert!(
             browser
                 .text("#queued")
@@ -615,19 +647,20 @@ async fn the_log_pages_fifty_at_a_time_newest_first() {
         browser.goto(&app.url("/admin")).await;
         browser.type_into("#password", PASSWORD).await;
         browser.click("form button[type=submit]").await;
+        arrives(&browser, "/admin").await;
         browser.goto(&app.url("/admin/log")).await;
         // Page 1: the sign-in just now, then actions 60 down to 12.
         let first = browser.text("#log tbody tr").await;
         assert!(first.contains("admin Signed in"), "{first}");
         let page = browser.text("#log").await;
         assert!(page.contains("Action number 12") && !page.contains("Action number 11\n"));
-        // Summer time: 10:00 in London for 09:00 UTC plus 60 minutes.
+        // 09:00 UTC plus 60 minutes is 11:00 in London (summer time).
         assert!(
             page.contains("Wed 1 Jul 2026 at 11:00 Cal Action number 60"),
             "{page}"
         );
         browser.click("a[rel=next]").await;
-        assert!(browser.url().await.ends_with("/admin/log?page=2"));
+        arrives(&browser, "/admin/log?page=2").await;
         let page = browser.text("#log").await;
         let rows: Vec<&str> = page.lines().filter(|l| l.contains(" Cal ")).collect();
         assert_eq!(rows.len(), 11, "{page}");
