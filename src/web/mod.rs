@@ -13,6 +13,7 @@ mod feeds;
 mod forms;
 mod ops;
 mod pages;
+mod password;
 mod preferences;
 mod refile;
 mod security;
@@ -130,7 +131,7 @@ fn admin_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/logout", post(accounts::logout))
         .route(
             "/admin/password/{token}",
-            get(accounts::password_page).post(accounts::set_password),
+            get(password::password_page).post(password::set_password),
         )
         .route("/admin/log", get(audit::log))
         .route(
