@@ -36,7 +36,10 @@ async fn a_visitor_follows_a_feed_subscribes_and_confirms_in_a_browser() {
         browser
             .click("form[action$='subscribe'] button[type=submit]")
             .await;
-        assert!(browser.source().await.contains("Check your email"));
+        wait_until(Duration::from_secs(30), || async {
+            browser.source().await.contains("Check your email")
+        })
+        .await;
         browser.screenshot("subscribe-sent").await;
         wait_until(Duration::from_secs(30), || async { sink.count() >= 1 }).await;
         let m = &sink.messages()[0];
