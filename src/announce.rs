@@ -180,6 +180,44 @@ impl Announcer {
         }
     }
 
+    /// Queues the email the preview shows, for `message`, to `to` alone (an
+    /// admin trying it out) under outbox key `test/{resource}/{time}`; no
+    /// announcement is recorded. Its unsubscribe and preference links are the
+    /// preview's, which lead nowhere, and it carries no List-Unsubscribe.
+    pub async fn send_test(
+        &self,
+        id: &ResourceId,
+        message: Option<&str>,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, AnnounceError> {
+        let message = clean_message(message)?;
+        let resource = self.load(id).await?;
+        let (subject, text, html) = self.render(&resource, message.as_deref(), "preview")?;
+        let idem_key = format!("test/{id}/{}", now.timestamp_micros());
+        let bytes = self.kit.sender.compose(&Outgoing {
+            kind: "announcement",
+            to,
+            subject: &subject,
+            idem_key: &idem_key,
+            token: None,
+            date: now,
+            text,
+            html,
+        })?;
+        let test = NewMessage {
+            idem_key: idem_key.clone(),
+            kind: "announcement",
+            recipient: to.to_owned(),
+            subscriber_id: None,
+            subject,
+            message: bytes,
+        };
+        self.kit.store.enqueue(&test, now).await?;
+        info!(resource_id = %id, "test announcement queued");
+        Ok(idem_key)
+    }
+
     /// Announces each of `new` (resources first seen in one ingest run) whose
     /// category has `announce = true`, once; returns how many were announced.
     /// Failures are logged: the ingest run itself has succeeded.

@@ -24,6 +24,7 @@ use crate::telemetry::LogFormat;
 use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
 use crate::{check, daemon};
 
+mod admins;
 mod announce;
 mod mail;
 mod runs;
@@ -102,6 +103,20 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: mail::OutboxCommand,
+    },
+    /// Named admin accounts: add (emails a password link), remove, list.
+    Admins {
+        #[command(subcommand)]
+        command: admins::AdminsCommand,
+    },
+    /// What admins did, newest first.
+    AdminLog {
+        /// At most this many entries.
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Database maintenance.
     Db {
@@ -205,6 +220,8 @@ async fn dispatch(
         Command::Digest { command } => mail::digest(&loaded.config, command, &clock).await,
         Command::Announce(args) => announce::run(&loaded.config, args, &clock).await,
         Command::Outbox { command } => mail::outbox(&loaded.config, command, &clock).await,
+        Command::Admins { command } => admins::admins(&loaded.config, command, &clock).await,
+        Command::AdminLog { limit, json } => admins::log(&loaded.config, limit, json).await,
         Command::Db {
             command: DbCommand::Migrate,
         } => {

@@ -19,7 +19,7 @@ use crate::config::{Expect, SourceConfig};
 use crate::hold::{self, Assessment, HoldLimits};
 use crate::identity::resource_id;
 use crate::metrics;
-use crate::model::{CategorySlug, Entry, ResourceId, Snapshot};
+use crate::model::{Category, CategorySlug, Entry, ResourceId, Snapshot};
 use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
 use crate::source::{self, SourceError};
 use crate::store::{NewHeldRun, RunRecord, Store, StoreError};
@@ -502,6 +502,32 @@ pub(crate) fn observe(
         .collect()
 }
 
+/// `observed` with the categories the comms team chose (`overrides`, by
+/// resource id) in place of the source's or the rules', so a re-filed
+/// resource stays where it was put and its category never reads as a
+/// change; `None` when no entry has one.
+fn with_overrides(
+    observed: &[Observed],
+    overrides: &[(ResourceId, Category)],
+) -> Option<Vec<Observed>> {
+    if overrides.is_empty() {
+        return None;
+    }
+    let chosen: HashMap<&ResourceId, &Category> = overrides.iter().map(|(id, c)| (id, c)).collect();
+    let moved = observed
+        .iter()
+        .map(|o| match chosen.get(&resource_id(&o.identity)) {
+            Some(category) if **category != o.category => Observed {
+                fingerprint: crate::identity::fingerprint(&o.entry, category),
+                category: (*category).clone(),
+                ..o.clone()
+            },
+            _ => o.clone(),
+        })
+        .collect();
+    Some(moved)
+}
+
 /// How one snapshot is to be reconciled and applied.
 pub(crate) struct Plan<'a> {
     /// The source's name.
@@ -543,6 +569,11 @@ pub(crate) async fn reconcile_and_apply(
     let mut attempt = 0;
     loop {
         let state = store.stored_for_reconcile(plan.source, &identities).await?;
+        // After the state: a re-file committing in between moves run_seq,
+        // so this attempt conflicts and the next one sees the override.
+        let overrides = store.category_overrides(plan.source).await?;
+        let refiled = with_overrides(observed, &overrides);
+        let observed = refiled.as_deref().unwrap_or(observed);
         phase.mark("load");
         let mut changes = reconcile::reconcile(&state.stored, observed, &plan.options);
         if let Some(limits) = &plan.hold {

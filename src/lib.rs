@@ -3,6 +3,8 @@
 //! Data flows source -> snapshot -> reconcile -> store -> feeds / mail; each
 //! module below owns one step (README.md, Layout).
 
+/// Named admin accounts and their one-time password links.
+pub mod accounts;
 /// Operator alerts about failing sources.
 pub mod alerts;
 /// Announcing one resource to its category's subscribers, once.

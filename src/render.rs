@@ -73,6 +73,26 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../templates/announcement.html"),
     ),
     ("alert.txt", include_str!("../templates/alert.txt")),
+    (
+        "admin_password.txt",
+        include_str!("../templates/admin_password.txt"),
+    ),
+    (
+        "admin_password.html",
+        include_str!("../templates/admin_password.html"),
+    ),
+    (
+        "admin_set_password.html",
+        include_str!("../templates/admin_set_password.html"),
+    ),
+    (
+        "admin_log.html",
+        include_str!("../templates/admin_log.html"),
+    ),
+    (
+        "admin_resource.html",
+        include_str!("../templates/admin_resource.html"),
+    ),
 ];
 
 /// The stylesheet served at `/assets/style.css`.

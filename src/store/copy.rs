@@ -28,6 +28,8 @@ const COPY_ORDER: &[&str] = &[
     "outbox",
     "announcements",
     "upgrades",
+    "admins",
+    "admin_audit",
 ];
 
 /// Tables that are not data: migration bookkeeping, and leases, alerts and

@@ -6,9 +6,11 @@
 //! migrations (auto-increment, `STRICT`) and in claiming outbox rows.
 
 mod admin;
+mod admins;
 mod alerts;
 mod announcements;
 mod apply;
+mod audit;
 mod backup;
 mod batch;
 mod copy;
@@ -18,6 +20,7 @@ mod listing;
 mod notify;
 mod outbox;
 mod pages;
+mod refile;
 mod resources;
 mod rows;
 mod runs;
@@ -34,13 +37,16 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 
 pub use admin::{AdminResourceQuery, AdminSort, AnnouncementRecord, Delivery};
+pub use admins::{AdminAccount, SessionRecord};
 pub use announcements::{Announcement, LastRun, NewAnnouncement, Route};
 pub use apply::{AppliedRun, RunRecord};
+pub use audit::{AuditEntry, NewAuditEntry};
 pub use copy::CopiedTable;
 pub use digests::{RunClaim, WindowEvent};
 pub use listing::{CategoryCount, PageQuery};
 pub use outbox::{Claimed, NewMessage, OutboxBacklog, OutboxMessage, QueuedDigest};
 pub use pages::CachedPage;
+pub use refile::Refiled;
 pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
 pub use runs::{HeldRun, NewHeldRun, RunRow};
 pub use subscribers::{CategoryChoice, Frequency, NewSubscriber, Subscriber, SubscriberStatus};

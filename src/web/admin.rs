@@ -1,33 +1,20 @@
 //! The comms team's page: `/admin` (resources found by words, category and
 //! source, newest first seen or by date, paged, with their announcement
-//! state; subscriber counts per category; each source's last run), times in
-//! the site's timezone in words, and
-//! sign-in with the admin password (argon2), a session kept in the store
-//! (signing out ends it), limits on attempts per client and per account taken
-//! before the password is checked, and a bound on checks running at once.
-//! Without a session every `/admin…` URL redirects to the sign-in page
-//! (`require_session`).
+//! state; subscriber counts per category; each source's last run), and times
+//! in the site's timezone in words. Who may see it is `accounts`'s.
 
 use std::sync::Arc;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
 
 use super::forms::{self, with_cookie};
 use super::pages::{SiteView, site_view};
-use super::security::{
-    ADMIN_ACCOUNT, PASSWORD_CHECK_WAIT, SESSION_COOKIE, SESSION_LIFETIME, client_ip, csrf_issue,
-    new_session_token, request_session_id, session_credential, session_id, set_cookie,
-};
-use super::subscribe::expired_form;
+use super::security::csrf_issue;
 use super::{AppState, WebError};
 use crate::config::Config;
 use crate::store::{AdminResourceQuery, AdminSort, CategoryChoice, Subscriber, SubscriberStatus};
@@ -48,212 +35,8 @@ pub fn password_hash(config: &Config) -> Result<Option<String>, String> {
         .map_err(|e| format!("could not hash TIDINGS_ADMIN_PASSWORD: {e}"))
 }
 
-/// Middleware: `/admin…` without a valid session redirects to sign-in (404
-/// when no admin password is configured); every admin answer is `no-store`.
-pub async fn require_session(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let path = request.uri().path();
-    if path != "/admin" && !path.starts_with("/admin/") {
-        return next.run(request).await;
-    }
-    if state.admin_hash.is_none() {
-        let text = ["The admin page is off: no admin password is configured."];
-        return forms::notice(&state, StatusCode::NOT_FOUND, "Not available", &text, None)
-            .unwrap_or_else(IntoResponse::into_response);
-    };
-    let open = path == "/admin/login";
-    if !open {
-        match session_live(&state, request.headers()).await {
-            Ok(true) => {}
-            Ok(false) => return Redirect::to(&login_url(&state)).into_response(),
-            Err(e) => return e.into_response(),
-        }
-    }
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
-/// True when the request's session cookie names a live session for the
-/// current password.
-async fn session_live(state: &AppState, headers: &HeaderMap) -> Result<bool, WebError> {
-    let (Some(id), Some(credential)) = (request_session_id(headers), session_credential(state))
-    else {
-        return Ok(false);
-    };
-    Ok(state
-        .store
-        .admin_session_live(&id, &credential, state.clock.now())
-        .await?)
-}
-
-fn login_url(state: &AppState) -> String {
-    format!("{}admin/login", state.config.site.base_url.path())
-}
-
 pub(super) fn home_url(state: &AppState) -> String {
     format!("{}admin", state.config.site.base_url.path())
-}
-
-#[derive(Serialize)]
-struct LoginPage<'a> {
-    site: SiteView,
-    autodiscovery: [(); 0],
-    csrf: String,
-    error: Option<&'a str>,
-}
-
-/// `GET /admin/login`.
-pub async fn login_page(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, WebError> {
-    login_form(&state, &headers, StatusCode::OK, None)
-}
-
-fn login_form(
-    state: &AppState,
-    headers: &HeaderMap,
-    status: StatusCode,
-    error: Option<&str>,
-) -> Result<Response, WebError> {
-    let (csrf, cookie) = csrf_issue(state, headers);
-    let page = LoginPage {
-        site: site_view(state),
-        autodiscovery: [],
-        csrf,
-        error,
-    };
-    let html = state.templates.render("admin_login.html", page)?;
-    Ok(with_cookie((status, Html(html)).into_response(), cookie))
-}
-
-/// `POST /admin/login`: a right password starts a session. Each attempt
-/// takes one of the client's and one of the account's attempts *before* the
-/// password is checked (a success gives them back), so a burst cannot get
-/// past the limit; past it even a right password is refused for a while.
-/// At most `PASSWORD_CHECKS_AT_ONCE` checks run at once; a sign-in that
-/// waits longer than `PASSWORD_CHECK_WAIT` for one is told to retry (503).
-pub async fn login(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    let Some(pairs) = forms::verified(&state, &headers, &body) else {
-        return expired_form(&state);
-    };
-    let (Some(hash), Some(credential)) = (state.admin_hash.clone(), session_credential(&state))
-    else {
-        return Err(WebError::NotFound("not found".to_owned()));
-    };
-    let ip = client_ip(peer, &headers, &state.config.server.trusted_proxies);
-    let now = state.clock.now();
-    let limits = &state.limits;
-    if !limits.sign_in.reserve(ip, now) {
-        let wait = limits.sign_in.retry_after(ip, now);
-        warn!(client = %ip, "admin sign-in refused: too many attempts from this address");
-        return too_many(&state, &headers, wait);
-    }
-    if !limits.sign_in_account.reserve(ADMIN_ACCOUNT, now) {
-        limits.sign_in.release(ip, now);
-        let wait = limits.sign_in_account.retry_after(ADMIN_ACCOUNT, now);
-        warn!(client = %ip, "admin sign-in refused: too many attempts at the admin account");
-        return too_many(&state, &headers, wait);
-    }
-    let give_back = || {
-        limits.sign_in.release(ip, now);
-        limits.sign_in_account.release(ADMIN_ACCOUNT, now);
-    };
-    let waited = tokio::time::timeout(PASSWORD_CHECK_WAIT, limits.password_checks.acquire()).await;
-    let Ok(Ok(permit)) = waited else {
-        give_back();
-        warn!(client = %ip, "admin sign-in refused: password checks busy");
-        return Err(WebError::Unavailable {
-            retry_after_s: 5,
-            message: "Sign-in is busy. Wait a few seconds and try again.".to_owned(),
-        });
-    };
-    let password = forms::value(&pairs, "password")
-        .unwrap_or_default()
-        .to_owned();
-    let right = limits.checker.check(hash.to_string(), password).await;
-    drop(permit);
-    if !right {
-        warn!(client = %ip, "admin sign-in refused: wrong password");
-        return login_form(
-            &state,
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            Some("That password is not right."),
-        );
-    }
-    give_back();
-    let Some(token) = new_session_token() else {
-        return Err(WebError::internal("no randomness for a session token"));
-    };
-    let expires = now + SESSION_LIFETIME;
-    state
-        .store
-        .start_admin_session(&session_id(&token), &credential, now, expires)
-        .await?;
-    info!(client = %ip, "admin signed in");
-    let path = home_url(&state);
-    let cookie = set_cookie(
-        &state,
-        SESSION_COOKIE,
-        &token,
-        &path,
-        SESSION_LIFETIME.num_seconds(),
-    );
-    Ok(with_cookie(
-        Redirect::to(&path).into_response(),
-        Some(cookie),
-    ))
-}
-
-/// The sign-in page with a 429, saying how long to wait (also in `Retry-After`).
-fn too_many(
-    state: &AppState,
-    headers: &HeaderMap,
-    wait: chrono::Duration,
-) -> Result<Response, WebError> {
-    let minutes = (wait.num_seconds() + 59) / 60;
-    let plural = if minutes == 1 { "" } else { "s" };
-    let text = format!("Too many sign-in attempts. Wait {minutes} minute{plural} and try again.");
-    let mut response = login_form(state, headers, StatusCode::TOO_MANY_REQUESTS, Some(&text))?;
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        header::HeaderValue::from(wait.num_seconds()),
-    );
-    Ok(response)
-}
-
-/// `POST /admin/logout`: ends the session in the store as well as in this
-/// browser, so a copy of the cookie signs nobody in.
-pub async fn logout(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, WebError> {
-    if forms::verified(&state, &headers, &body).is_none() {
-        return expired_form(&state);
-    }
-    if let Some(id) = request_session_id(&headers) {
-        state.store.end_admin_session(&id).await?;
-        info!("admin signed out");
-    }
-    let cookie = set_cookie(&state, SESSION_COOKIE, "", &home_url(&state), 0);
-    Ok(with_cookie(
-        Redirect::to(&login_url(&state)).into_response(),
-        Some(cookie),
-    ))
 }
 
 #[derive(Serialize)]
@@ -484,7 +267,7 @@ pub(super) fn people(n: i64) -> String {
 /// Who asked for an announcement, in words.
 pub(super) fn route_words(route: &str) -> &'static str {
     match route {
-        "admin" => "The admin page (account “admin”)",
+        "admin" => "The admin page (the log says which account)",
         "cli" => "The command line",
         "api" => "The API",
         "auto" => "Automatically, as it was added",

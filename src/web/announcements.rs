@@ -13,12 +13,14 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
+use super::accounts::{SignedIn, record};
 use super::admin::{home_url, local_time, people, route_words};
 use super::forms::{self, with_cookie};
 use super::pages::{SiteView, site_view};
@@ -49,6 +51,8 @@ struct PreviewPage {
     previous: Vec<PreviousRow>,
     force: bool,
     error: Option<String>,
+    test_to: Option<String>,
+    tested: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -66,6 +70,7 @@ pub struct PreviewQuery {
 /// `GET /admin/announce/{id}`: the email as subscribers would get it, and to how many.
 pub async fn preview(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<SignedIn>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(query): Query<PreviewQuery>,
@@ -75,16 +80,22 @@ pub async fn preview(
         id: &id,
         message: &message,
         force: false,
+        test_to: who.email.as_deref(),
+        tested: None,
     };
     preview_page(&state, &headers, shown, StatusCode::OK, None).await
 }
 
-/// What the form held.
+/// What the form held, and who is looking.
 #[derive(Clone, Copy)]
 struct Shown<'a> {
     id: &'a str,
     message: &'a str,
     force: bool,
+    /// The signed-in admin's address, where "Send a test to me" goes.
+    test_to: Option<&'a str>,
+    /// Said above the form after a test was queued.
+    tested: Option<&'a str>,
 }
 
 /// The preview page for `shown`; a note too long to send is kept in the box
@@ -157,6 +168,8 @@ fn render(
             .collect(),
         force: shown.force,
         error,
+        test_to: shown.test_to.map(str::to_owned),
+        tested: shown.tested.map(str::to_owned),
     };
     let html = state.templates.render("admin_preview.html", page)?;
     Ok(with_cookie((status, Html(html)).into_response(), cookie))
@@ -167,6 +180,7 @@ fn render(
 /// exactly the email previewed, then opens the announcement's page.
 pub async fn announce(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<SignedIn>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -179,7 +193,12 @@ pub async fn announce(
         id: &id,
         message,
         force: forms::value(&pairs, "force") == Some("yes"),
+        test_to: who.email.as_deref(),
+        tested: None,
     };
+    if forms::value(&pairs, "do") == Some("test") {
+        return send_test(&state, &headers, &who, shown).await;
+    }
     if forms::value(&pairs, "do") != Some("send") {
         return preview_page(&state, &headers, shown, StatusCode::OK, None).await;
     }
@@ -214,6 +233,13 @@ pub async fn announce(
     match state.announcer.announce(request, state.clock.now()).await {
         Ok(done) => {
             state.wake.notify_one();
+            let what = format!(
+                "Announced “{}” to {} (announcement {})",
+                current.resource.title,
+                people(i64::try_from(done.recipients).unwrap_or(i64::MAX)),
+                done.id
+            );
+            record(&state, &who, "announce", &what).await;
             let url = format!(
                 "{}/announcements/{}?queued={}",
                 home_url(&state),
@@ -236,6 +262,58 @@ pub async fn announce(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// "Send a test to me": the email for the form's note, to the signed-in
+/// admin alone, then the preview again saying so. The bootstrap account has
+/// no address, so its form offers no test.
+async fn send_test(
+    state: &AppState,
+    headers: &HeaderMap,
+    who: &SignedIn,
+    shown: Shown<'_>,
+) -> Result<Response, WebError> {
+    let Some(to) = shown.test_to else {
+        let why = "No test sent: the shared admin account has no email address. Sign in with your own account to send yourself a test.";
+        return preview_page(
+            state,
+            headers,
+            shown,
+            StatusCode::BAD_REQUEST,
+            Some(why.to_owned()),
+        )
+        .await;
+    };
+    let resource = ResourceId(shown.id.to_owned());
+    let now = state.clock.now();
+    match state
+        .announcer
+        .send_test(&resource, Some(shown.message), to, now)
+        .await
+    {
+        Ok(_) => {}
+        Err(AnnounceError::MessageTooLong | AnnounceError::NotFound(_)) => {
+            return preview_page(state, headers, shown, StatusCode::BAD_REQUEST, None).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state.wake.notify_one();
+    let title = state
+        .store
+        .resource(&resource)
+        .await?
+        .map(|r| r.title)
+        .unwrap_or_default();
+    let what = format!("Sent a test of the announcement of “{title}” to {to}");
+    record(state, who, "test", &what).await;
+    let tested = format!(
+        "A test was queued for {to}. It is not an announcement: nobody else gets it, and the resource is not marked as announced."
+    );
+    let shown = Shown {
+        tested: Some(&tested),
+        ..shown
+    };
+    preview_page(state, headers, shown, StatusCode::OK, None).await
 }
 
 #[derive(Serialize)]
@@ -332,6 +410,7 @@ pub async fn announcement(
 /// `POST /admin/announcements/{id}/retry`: its failed messages are queued again.
 pub async fn retry(
     State(state): State<Arc<AppState>>,
+    Extension(who): Extension<SignedIn>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -345,6 +424,11 @@ pub async fn retry(
         .retry_announcement(&a.key, state.clock.now())
         .await?;
     state.wake.notify_one();
+    let what = format!(
+        "Queued {moved} failed message(s) of announcement {} (“{}”) to be sent again",
+        a.id, a.title
+    );
+    record(&state, &who, "retry", &what).await;
     let url = format!(
         "{}/announcements/{}?retried={moved}",
         home_url(&state),

@@ -3,15 +3,19 @@
 //! Handlers are grouped by audience in the submodules; `server` bounds the
 //! connections under them; `trace` gives each request its span.
 
+mod accounts;
 mod admin;
 mod announcements;
 mod api;
+mod audit;
 mod error;
 mod feeds;
 mod forms;
 mod ops;
 mod pages;
+mod password;
 mod preferences;
+mod refile;
 mod security;
 mod server;
 mod subscribe;
@@ -122,8 +126,20 @@ fn admin_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin", get(admin::home))
         .route("/admin/", get(admin::home))
-        .route("/admin/login", get(admin::login_page).post(admin::login))
-        .route("/admin/logout", post(admin::logout))
+        .route(
+            "/admin/login",
+            get(accounts::login_page).post(accounts::login),
+        )
+        .route("/admin/logout", post(accounts::logout))
+        .route(
+            "/admin/password/{token}",
+            get(password::password_page).post(password::set_password),
+        )
+        .route("/admin/log", get(audit::log))
+        .route(
+            "/admin/resources/{id}",
+            get(refile::page).post(refile::save),
+        )
         .route(
             "/admin/announce/{id}",
             get(announcements::preview).post(announcements::announce),
@@ -140,7 +156,7 @@ fn admin_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/admin/{*rest}", any(pages::not_found))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            admin::require_session,
+            accounts::require_session,
         ))
 }
 

@@ -126,9 +126,6 @@ pub const PASSWORD_CHECKS_AT_ONCE: usize = 2;
 /// How long a sign-in waits for a free check before it is told to retry.
 pub const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The one admin account, as the per-account limiter's key.
-pub const ADMIN_ACCOUNT: &str = "admin";
-
 /// The limits one process keeps.
 #[derive(Debug)]
 pub struct Limits {
@@ -137,7 +134,7 @@ pub struct Limits {
     /// Sign-in attempts per client address (a success gives its attempt back).
     pub sign_in: RateLimiter,
     /// Sign-in attempts per account, from every address together.
-    pub sign_in_account: RateLimiter<&'static str>,
+    pub sign_in_account: RateLimiter<super::accounts::AccountKey>,
     /// Password checks running or queued now.
     pub password_checks: Semaphore,
     /// The threads that run them.

@@ -36,7 +36,10 @@ async fn a_visitor_follows_a_feed_subscribes_and_confirms_in_a_browser() {
         browser
             .click("form[action$='subscribe'] button[type=submit]")
             .await;
-        assert!(browser.source().await.contains("Check your email"));
+        wait_until(Duration::from_secs(30), || async {
+            browser.source().await.contains("Check your email")
+        })
+        .await;
         browser.screenshot("subscribe-sent").await;
         wait_until(Duration::from_secs(30), || async { sink.count() >= 1 }).await;
         let m = &sink.messages()[0];
@@ -207,12 +210,14 @@ async fn a_relay_refusing_everything_shows_failed_counts_not_sent() {
         );
         browser.check_page("admin-announcement-failed").await;
         browser.click("#retry").await;
-        assert!(
+        // WebDriver may return before the form's navigation ends.
+        wait_until(Duration::from_secs(30), || async {
             browser
                 .source()
                 .await
                 .contains("1 failed message(s) queued to be sent again.")
-        );
+        })
+        .await;
         wait_for_text(&browser, "#failed", "1").await;
         let outbox = app.json(&["outbox", "list", "--json"]);
         assert_eq!(

@@ -6,6 +6,8 @@
 
 mod support;
 
+// Named admin accounts, the audit log, re-filing a resource: CLI, HTTP and Chromium.
+mod accounts;
 // Operator alerts about failing sources.
 mod alerts;
 // Announcements: CLI, API (tokens, 409, force), automatic on ingest, hostile text.

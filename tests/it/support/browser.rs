@@ -63,9 +63,17 @@ impl Browser {
             .as_str()
             .expect("a session id")
             .to_owned();
+        let base = format!("{root}/session/{id}");
+        // Finding an element waits up to this long for it to appear: a click
+        // that submits a form may return before the next page has loaded.
+        call(
+            &format!("{base}/timeouts"),
+            Some(json!({ "implicit": 10_000 })),
+        )
+        .await;
         Self {
             driver,
-            base: format!("{root}/session/{id}"),
+            base,
             _scratch: scratch,
         }
     }
