@@ -14,8 +14,8 @@ use tracing::{info, warn};
 use crate::mail::MailError;
 use crate::mail::compose::{Outgoing, subject_line};
 use crate::mail::token::random_hex;
-use crate::model::{CategorySlug, Resource, ResourceId};
-use crate::store::{Announcement, NewAnnouncement, NewMessage, Route, StoreError};
+use crate::model::{CategorySlug, Resource, ResourceId, Route};
+use crate::store::{Announcement, NewAnnouncement, NewMessage, StoreError};
 use crate::views::{date_text, excerpt, rfc3339};
 
 /// Longest note from the comms team, in characters.
@@ -219,7 +219,7 @@ impl Announcer {
     async fn recipients(
         &self,
         slug: &CategorySlug,
-    ) -> Result<Vec<crate::store::Subscriber>, StoreError> {
+    ) -> Result<Vec<crate::model::Subscriber>, StoreError> {
         let all = self.kit.store.confirmed_subscribers().await?;
         Ok(all
             .into_iter()

@@ -26,9 +26,10 @@ use crate::mail::deliver::Delivery;
 use crate::mail::digest::Digests;
 use crate::mail::kit::MailKit;
 use crate::mail::token::SigningKey;
+use crate::model::Frequency;
 use crate::render::Templates;
 use crate::signup::Signup;
-use crate::store::{Frequency, Store};
+use crate::store::Store;
 use crate::web::{self, AppState};
 use crate::{cli, ingest, publish};
 

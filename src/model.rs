@@ -1,13 +1,23 @@
 //! Domain types shared by every layer, with no I/O: what a source sees
 //! (`Entry`, `Snapshot`), what the store keeps (`Resource`, `Revision`), and the
-//! small value types they are made of (`Summary`, `EntryDate`, `CategorySlug`).
+//! small value types they are made of (`Summary`, `EntryDate`, `CategorySlug`);
+//! what happened to a resource (`change`), who gets mail and how often
+//! (`subscriber`), and how an announcement was asked for (`announcement`).
 //! Parsing text into these types belongs to `source`; persisting them to `store`.
+
+mod announcement;
+mod change;
+mod subscriber;
 
 use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+pub use announcement::Route;
+pub use change::{ChangeEvent, ChangeKind};
+pub use subscriber::{CategoryChoice, Frequency, Subscriber, SubscriberStatus};
 
 /// A category's URL-safe name: lower-case, runs of other characters than `a-z0-9` as one `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

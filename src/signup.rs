@@ -13,7 +13,8 @@ use tracing::info;
 use crate::mail::MailError;
 use crate::mail::address::mask;
 use crate::mail::compose::Outgoing;
-use crate::store::{NewMessage, NewSubscriber, Subscriber};
+use crate::model::Subscriber;
+use crate::store::{NewMessage, NewSubscriber};
 
 /// How long a confirmation link works.
 pub const LINK_LIFETIME: Duration = Duration::hours(72);

@@ -14,8 +14,8 @@ use crate::announce::{Announcer, Request};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::mail::kit::MailKit;
-use crate::model::ResourceId;
-use crate::store::{Route, Store};
+use crate::model::{ResourceId, Route};
+use crate::store::Store;
 
 /// Arguments of `tidings announce`.
 #[derive(Debug, Args)]

@@ -19,9 +19,9 @@ use crate::mail::deliver::{Delivery, DeliveryReport};
 use crate::mail::digest::{Digests, Period, PeriodReport};
 use crate::mail::kit::MailKit;
 use crate::mail::token::random_hex;
-use crate::model::CategorySlug;
+use crate::model::{CategoryChoice, CategorySlug, Frequency};
 use crate::publish;
-use crate::store::{CategoryChoice, Frequency, NewSubscriber, ResourceFilter, Store};
+use crate::store::{NewSubscriber, ResourceFilter, Store};
 use crate::views::rfc3339;
 
 mod csv;

@@ -18,11 +18,9 @@ use tracing::{info, warn};
 use super::MailError;
 use super::compose::Outgoing;
 use crate::config::Config;
-use crate::model::{CategorySlug, Resource};
+use crate::model::{CategoryChoice, CategorySlug, ChangeKind, Frequency, Resource, Subscriber};
 use crate::schedule::Schedule;
-use crate::store::{
-    CategoryChoice, ChangeKind, Frequency, NewMessage, QueuedDigest, Subscriber, WindowEvent,
-};
+use crate::store::{NewMessage, QueuedDigest, WindowEvent};
 use crate::views::{date_text, excerpt};
 
 /// Digests rendered and queued per transaction.

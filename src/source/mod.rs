@@ -9,12 +9,13 @@ pub mod scrape;
 pub mod seed;
 pub mod select;
 
+pub use scrape::CachedPage;
+
 use std::path::PathBuf;
 
 use crate::clock::SharedClock;
 use crate::config::{SourceConfig, SourceKind};
 use crate::model::Snapshot;
-use crate::store::CachedPage;
 
 /// Why a source produced no snapshot.
 #[derive(Debug, thiserror::Error)]

@@ -10,32 +10,7 @@ use sqlx::Row;
 
 use super::outbox::insert_message;
 use super::{NewMessage, Store, StoreError, format_time, parse_time};
-use crate::model::ResourceId;
-
-/// How an announcement was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// `tidings announce`.
-    Cli,
-    /// `POST /api/announcements`.
-    Api,
-    /// The admin page.
-    Admin,
-    /// A category with `announce = true`, on ingest.
-    Auto,
-}
-
-impl Route {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cli => "cli",
-            Self::Api => "api",
-            Self::Admin => "admin",
-            Self::Auto => "auto",
-        }
-    }
-}
+use crate::model::{ResourceId, Route};
 
 /// An announcement to record.
 #[derive(Debug, Clone)]

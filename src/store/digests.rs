@@ -5,10 +5,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::resources::ChangeKind;
 use super::rows::{self, resource_columns};
 use super::{Store, StoreError, format_time, parse_time};
-use crate::model::{Resource, ResourceId};
+use crate::model::{ChangeKind, Resource, ResourceId};
 
 /// A resource that is new or changed in a window, with when.
 #[derive(Debug, Clone, PartialEq, Eq)]

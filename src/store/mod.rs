@@ -34,16 +34,15 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection as _};
 
 pub use admin::{AdminResourceQuery, AdminSort, AnnouncementRecord, Delivery};
-pub use announcements::{Announcement, LastRun, NewAnnouncement, Route};
+pub use announcements::{Announcement, LastRun, NewAnnouncement};
 pub use apply::{AppliedRun, RunRecord};
 pub use copy::CopiedTable;
 pub use digests::{RunClaim, WindowEvent};
 pub use listing::{CategoryCount, PageQuery};
 pub use outbox::{Claimed, NewMessage, OutboxBacklog, OutboxMessage, QueuedDigest};
-pub use pages::CachedPage;
-pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
+pub use resources::{ReconcileState, ResourceFilter};
 pub use runs::{HeldRun, NewHeldRun, RunRow};
-pub use subscribers::{CategoryChoice, Frequency, NewSubscriber, Subscriber, SubscriberStatus};
+pub use subscribers::NewSubscriber;
 pub use upgrade::identity_digest;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

@@ -5,9 +5,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use url::Url;
 
-use super::resources::{ChangeEvent, ChangeKind};
 use super::{format_time, parse_time};
-use crate::model::{Category, EntryDate, Resource, ResourceId, Revision, Summary};
+use crate::model::{
+    Category, ChangeEvent, ChangeKind, EntryDate, Resource, ResourceId, Revision, Summary,
+};
 use crate::reconcile::{FieldChange, Observed, StoredResource};
 
 /// The columns `resource` and `stored` read, in a form `concat!` accepts.

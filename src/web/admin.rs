@@ -30,7 +30,8 @@ use super::security::{
 use super::subscribe::expired_form;
 use super::{AppState, WebError};
 use crate::config::Config;
-use crate::store::{AdminResourceQuery, AdminSort, CategoryChoice, Subscriber, SubscriberStatus};
+use crate::model::{CategoryChoice, Subscriber, SubscriberStatus};
+use crate::store::{AdminResourceQuery, AdminSort};
 use crate::views::date_text;
 use chrono::{DateTime, Utc};
 

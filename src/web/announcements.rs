@@ -26,8 +26,8 @@ use super::security::csrf_issue;
 use super::subscribe::expired_form;
 use super::{AppState, WebError};
 use crate::announce::{AnnounceError, Preview, Request as AnnounceRequest};
-use crate::model::ResourceId;
-use crate::store::{AnnouncementRecord, Delivery, Route};
+use crate::model::{ResourceId, Route};
+use crate::store::{AnnouncementRecord, Delivery};
 
 /// Announcements listed on `/admin/announcements`.
 const LISTED: usize = 100;

@@ -15,10 +15,9 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::announce::Request;
-use crate::store::Route;
+use crate::model::{CategorySlug, ResourceId, Route};
 
 use super::{AppState, WebError};
-use crate::model::{CategorySlug, ResourceId};
 use crate::store::ResourceFilter;
 use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
 

@@ -8,9 +8,8 @@ use serde::Serialize;
 
 use super::pages::{SiteView, site_view};
 use super::{AppState, WebError};
-use crate::model::{Category, CategorySlug};
+use crate::model::{Category, CategoryChoice, CategorySlug, Frequency};
 use crate::publish;
-use crate::store::{CategoryChoice, Frequency};
 
 /// An urlencoded body as (key, value) pairs, in order.
 pub fn parse(body: &[u8]) -> Vec<(String, String)> {

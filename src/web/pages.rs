@@ -12,11 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::forms::{FormView, with_cookie};
 use super::security::csrf_issue;
 use super::{AppState, WebError};
-use crate::model::{Category, CategorySlug, Resource, ResourceId};
+use crate::model::{Category, CategoryChoice, CategorySlug, Frequency, Resource, ResourceId};
 use crate::publish;
 use crate::render::STYLESHEET;
 use crate::store::PageQuery;
-use crate::store::{CategoryChoice, Frequency};
 use crate::views::{RevisionJson, date_text, excerpt, rfc3339};
 
 /// Resources shown on the front page at most.

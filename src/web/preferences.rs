@@ -16,7 +16,7 @@ use super::pages::{SiteView, site_view};
 use super::security::csrf_issue;
 use super::subscribe::{expired_form, find};
 use super::{AppState, WebError};
-use crate::store::Subscriber;
+use crate::model::Subscriber;
 
 #[derive(Serialize)]
 struct PreferencesPage {

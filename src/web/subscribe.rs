@@ -18,8 +18,9 @@ use super::security::client_ip;
 use super::{AppState, WebError, forms};
 use crate::mail::address::{Email, mask};
 use crate::mail::token::{self, random_hex};
+use crate::model::{Subscriber, SubscriberStatus};
 use crate::signup::ConfirmToken;
-use crate::store::{NewSubscriber, Subscriber, SubscriberStatus};
+use crate::store::NewSubscriber;
 
 #[derive(Serialize)]
 struct UnsubscribePage {
