@@ -61,3 +61,5 @@ pub mod telemetry;
 pub mod views;
 /// The HTTP server.
 pub mod web;
+/// Builds the store, templates, mail kit, alerts and outbox worker from the config.
+pub mod wiring;

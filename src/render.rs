@@ -1,5 +1,6 @@
 //! Templates: the built-in set (compiled in from `templates/`) with any file
-//! of the same name in the run-time `templates/` folder taking its place.
+//! of the same name in the run-time folder (`site.templates_dir`, given by
+//! `wiring`) taking its place.
 //! Templates are loaded once and cached. Edits to that folder are picked up
 //! without a restart: at most once a second
 //! ([`RECHECK_EVERY`](crate::render::RECHECK_EVERY)) a render compares the

@@ -3,7 +3,6 @@
 //! one resource's announcement. The work is `announce::Announcer`'s.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
@@ -13,7 +12,6 @@ use super::open_store;
 use crate::announce::{Announcer, Request};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::mail::kit::MailKit;
 use crate::model::{ResourceId, Route};
 use crate::store::Store;
 
@@ -35,7 +33,7 @@ pub struct AnnounceArgs {
 
 /// The announcer for `config`, with the configured signing key and templates.
 pub async fn announcer(config: &Config, store: &Store) -> Result<Announcer> {
-    let kit = MailKit::load(store, Arc::new(config.clone())).await?;
+    let kit = super::mail_kit(store, config).await?;
     Ok(Announcer::new(kit))
 }
 

@@ -5,7 +5,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
@@ -17,7 +16,6 @@ use crate::config::Config;
 use crate::mail::address::Email;
 use crate::mail::deliver::{Delivery, DeliveryReport};
 use crate::mail::digest::{Digests, Period, PeriodReport};
-use crate::mail::kit::MailKit;
 use crate::mail::token::random_hex;
 use crate::model::{CategoryChoice, CategorySlug, Frequency};
 use crate::publish;
@@ -284,7 +282,7 @@ fn parse_frequency(text: &str) -> Result<Frequency, String> {
 /// What `digest` commands need, opened once.
 async fn digests(config: &Config) -> Result<(Store, Digests)> {
     let store = open_store(config).await?;
-    let kit = MailKit::load(&store, Arc::new(config.clone())).await?;
+    let kit = super::mail_kit(&store, config).await?;
     let digests = Digests::new(kit);
     Ok((store, digests))
 }

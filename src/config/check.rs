@@ -30,6 +30,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_SOURCE_SCHEDULE: &str = "0 */30 * * * *";
 const DEFAULT_WEEKLY: &str = "0 0 8 * * Mon";
 const DEFAULT_DAILY: &str = "0 0 8 * * *";
+/// Template overrides, relative to the working directory (`site.templates_dir`).
+const DEFAULT_TEMPLATES_DIR: &str = "templates";
 
 /// Collects problems while checking.
 #[derive(Default)]
@@ -197,12 +199,29 @@ fn check_site(
     if contact.chars().any(char::is_control) {
         p.add("site.contact", "must not contain control characters");
     }
+    let templates_dir = check_templates_dir(raw.templates_dir.as_deref(), p);
     Some(SiteConfig {
         title,
         base_url,
         timezone: timezone?,
         contact,
+        templates_dir,
     })
+}
+
+/// `site.templates_dir`: a folder of template overrides. The default need
+/// not exist (the built-in templates serve alone); a folder named in the
+/// config must, or overrides the operator meant would silently not apply.
+fn check_templates_dir(raw: Option<&str>, p: &mut Problems) -> PathBuf {
+    let dir = PathBuf::from(raw.unwrap_or(DEFAULT_TEMPLATES_DIR));
+    let must_exist = raw.is_some();
+    if (must_exist || dir.exists()) && !dir.is_dir() {
+        p.add(
+            "site.templates_dir",
+            format!("{} is not a directory", dir.display()),
+        );
+    }
+    dir
 }
 
 /// An absolute http(s) URL without query or fragment, ending in `/` so joins keep its path.

@@ -77,6 +77,9 @@ pub struct SiteConfig {
     pub timezone: Tz,
     /// Goes into the scraper's User-Agent.
     pub contact: String,
+    /// Folder whose templates replace the built-in ones of the same name,
+    /// relative to the working directory; it need not exist unless set.
+    pub templates_dir: PathBuf,
 }
 
 /// `[database]`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::MailError;
 use super::compose::Sender;
 use super::token::SigningKey;
-use crate::config::{Config, process_env};
+use crate::config::Config;
 use crate::render::Templates;
 use crate::store::Store;
 
@@ -18,7 +18,7 @@ pub struct MailKit {
     pub store: Store,
     /// The checked config.
     pub config: Arc<Config>,
-    /// Built-in templates and `templates/` overrides.
+    /// Built-in templates and `site.templates_dir` overrides.
     pub templates: Arc<Templates>,
     /// Signs unsubscribe, preference and confirmation links.
     pub key: SigningKey,
@@ -42,17 +42,5 @@ impl MailKit {
             key,
             sender,
         })
-    }
-
-    /// A kit for the command line: `$TIDINGS_SECRET` (else the stored key)
-    /// and the templates in `./templates`.
-    pub async fn load(store: &Store, config: Arc<Config>) -> Result<Self, MailError> {
-        let key = SigningKey::load(store, process_env("TIDINGS_SECRET")).await?;
-        Self::new(
-            store.clone(),
-            config,
-            Arc::new(Templates::new("templates")),
-            key,
-        )
     }
 }

@@ -55,6 +55,8 @@ mod pages;
 mod scrape;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
 mod serve;
+// `site.templates_dir`: overrides change pages and digests; `check` names a bad folder.
+mod templates;
 // The subscribe form, confirmation, and the admin page over HTTP.
 mod web;
 // Store on SQLite and PostgreSQL: migrations, apply, conflicts, queries.
