@@ -78,15 +78,23 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/style.css", get(pages::stylesheet))
         .route("/feeds/{file}", get(feeds::feed))
         .route("/feeds.opml", get(feeds::opml))
-        .route("/api/resources", get(api::list))
-        .route("/api/resources/{id}", get(api::show))
-        .route("/api/announcements", post(api::announce))
+        .merge(api_routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(page_routes(&state))
         .layer(MapResponseLayer::new(security_headers))
         .with_state(state)
+}
+
+/// The JSON API: every failure, an unknown path under `/api/` included, is JSON.
+fn api_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/resources", get(api::list))
+        .route("/api/resources/{id}", get(api::show))
+        .route("/api/announcements", post(api::announce))
+        .route("/api/{*rest}", any(error::api_not_found))
+        .layer(middleware::map_response(error::json_errors))
 }
 
 /// The pages people read (and the fallback): a failure is shown as an HTML

@@ -26,6 +26,8 @@ mod feeds;
 mod deploy;
 // Digests by email through real SMTP servers: content, unsubscribe, faults, crashes.
 mod digest;
+// Failures as HTML pages for people and JSON for the API, over real HTTP.
+mod error_pages;
 // Golden files: one RSS and one Atom feed and a digest email, byte for byte.
 mod golden;
 // Held runs, derived fields, cut pages, run deadlines, `check` and `expect`.
