@@ -7,6 +7,8 @@
 pub mod alerts;
 /// Announcing one resource to its category's subscribers, once.
 pub mod announce;
+/// Backoff with jitter for retries: page fetches and outgoing mail.
+pub mod backoff;
 /// Entries without a category get one from keyword rules.
 pub mod categorize;
 /// `tidings check`: what each source extracts, without storing.
