@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::mail::MailError;
 use crate::mail::compose::{Outgoing, Sender};
-use crate::render::Templates;
+use crate::render::{Templates, escape_html};
 use crate::store::{NewMessage, Store};
 
 /// The name of the alert about failing mail (sources' are `source:NAME`).
@@ -270,10 +270,4 @@ impl Alerts {
         }
         Ok(())
     }
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -296,6 +296,17 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// Where a feed item or an email points: the resource's own link, else
+    /// its page on this site (`{base}resources/{id}`).
+    pub fn item_link(&self, base: &Url) -> String {
+        if let Some(link) = &self.link {
+            return link.to_string();
+        }
+        let page = format!("resources/{}", self.id);
+        base.join(&page)
+            .map_or_else(|_| format!("{base}{page}"), String::from)
+    }
+
     /// The date a feed shows: the resource's own date, else when it was first seen.
     pub fn published(&self) -> DateTime<Utc> {
         self.date

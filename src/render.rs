@@ -13,8 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use std::fmt::Write as _;
-
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State};
 use serde::Serialize;
@@ -167,23 +165,36 @@ fn environment(dir: PathBuf) -> Environment<'static> {
 fn html_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
     match value.as_str() {
         Some(text) if *state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
-            for c in text.chars() {
-                match c {
-                    '&' => out.write_str("&amp;"),
-                    '<' => out.write_str("&lt;"),
-                    '>' => out.write_str("&gt;"),
-                    '"' => out.write_str("&quot;"),
-                    '\'' => out.write_str("&#39;"),
-                    other => out.write_char(other),
-                }
-                .map_err(|_| {
-                    Error::new(ErrorKind::WriteFailure, "could not write template output")
-                })?;
-            }
-            Ok(())
+            write_escaped_html(out, text)
+                .map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write template output"))
         }
         _ => minijinja::escape_formatter(out, state, value),
     }
+}
+
+/// Writes `text` with the five characters HTML gives a meaning to
+/// (`& < > " '`) escaped: the one HTML escaper, for templates, feed
+/// summaries and alert emails alike.
+pub fn write_escaped_html(out: &mut impl std::fmt::Write, text: &str) -> std::fmt::Result {
+    for c in text.chars() {
+        match c {
+            '&' => out.write_str("&amp;")?,
+            '<' => out.write_str("&lt;")?,
+            '>' => out.write_str("&gt;")?,
+            '"' => out.write_str("&quot;")?,
+            '\'' => out.write_str("&#39;")?,
+            other => out.write_char(other)?,
+        }
+    }
+    Ok(())
+}
+
+/// `text` with `& < > " '` escaped for HTML (see `write_escaped_html`).
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Writing to a String cannot fail.
+    let _ = write_escaped_html(&mut out, text);
+    out
 }
 
 /// The override file if there is one, else the built-in text.

@@ -117,15 +117,7 @@ impl Signup {
             ),
             hours: LINK_LIFETIME.num_hours(),
         };
-        let render = |name: &str| {
-            self.kit
-                .templates
-                .render(name, &view)
-                .map_err(|e| MailError::Template {
-                    name: name.to_owned(),
-                    reason: format!("{e:#}"),
-                })
-        };
+        let (text, html) = self.kit.render_pair("confirmation", &view)?;
         let idem_key = format!("confirmation/{}/{}", s.id, now.timestamp_micros());
         let message = self.kit.sender.compose(&Outgoing {
             kind: "confirmation",
@@ -134,8 +126,8 @@ impl Signup {
             idem_key: &idem_key,
             token: Some(&token),
             date: now,
-            text: render("confirmation.txt")?,
-            html: render("confirmation.html")?,
+            text,
+            html,
         })?;
         Ok(NewMessage {
             idem_key,

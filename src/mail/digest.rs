@@ -8,7 +8,7 @@
 //! window is still where it was read. A fresh database records the latest
 //! period as a baseline; after that, only the latest missed period is sent.
 
-use super::kit::MailKit;
+use super::kit::{ItemView, MailKit};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -18,10 +18,9 @@ use tracing::{info, warn};
 use super::MailError;
 use super::compose::Outgoing;
 use crate::config::Config;
-use crate::model::{CategoryChoice, CategorySlug, ChangeKind, Frequency, Resource, Subscriber};
+use crate::model::{CategoryChoice, CategorySlug, ChangeKind, Frequency, Subscriber};
 use crate::schedule::Schedule;
 use crate::store::{NewMessage, QueuedDigest, WindowEvent};
-use crate::views::{date_text, excerpt};
 
 /// Digests rendered and queued per transaction.
 const BATCH: usize = 200;
@@ -420,18 +419,10 @@ impl Digests {
             total: content.total,
             groups: &content.groups,
         };
-        let render = |name: &str| {
-            self.kit
-                .templates
-                .render(name, &view)
-                .map_err(|e| MailError::Template {
-                    name: name.to_owned(),
-                    reason: format!("{e:#}"),
-                })
-        };
+        let (text, html) = self.kit.render_pair("digest", &view)?;
         Ok(Some(Rendered {
-            text: render("digest.txt")?,
-            html: render("digest.html")?,
+            text,
+            html,
             subject,
             items: content.total,
         }))
@@ -589,37 +580,10 @@ impl GroupView {
             items: items
                 .iter()
                 .take(max)
-                .map(|(e, k)| ItemView::new(&e.resource, *k, config))
+                .map(|(e, k)| ItemView::new(&e.resource, Some(*k), &config.site.base_url))
                 .collect(),
             name,
             slug,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ItemView {
-    title: String,
-    kind: &'static str,
-    date: Option<String>,
-    excerpt: String,
-    link: String,
-    download: Option<String>,
-}
-
-impl ItemView {
-    fn new(r: &Resource, kind: ChangeKind, config: &Config) -> Self {
-        let link = r.link.as_ref().map_or_else(
-            || format!("{}resources/{}", config.site.base_url, r.id),
-            ToString::to_string,
-        );
-        Self {
-            title: r.title.clone(),
-            kind: kind.as_str(),
-            date: r.date.map(date_text),
-            excerpt: excerpt(&r.summary.plain_text()),
-            link,
-            download: r.download.as_ref().map(ToString::to_string),
         }
     }
 }
