@@ -26,7 +26,7 @@ mod csv;
 
 /// `tidings subscribers …`.
 #[derive(Debug, Subcommand)]
-pub enum SubscribersCommand {
+pub(super) enum SubscribersCommand {
     /// Add one subscriber (pending unless --confirmed).
     Add {
         /// The address.
@@ -64,7 +64,7 @@ pub enum SubscribersCommand {
 
 /// `tidings digest …`.
 #[derive(Debug, Subcommand)]
-pub enum DigestCommand {
+pub(super) enum DigestCommand {
     /// Render the next digest: text on stdout, or HTML into a file.
     Preview {
         /// As this subscriber would get it (else every category since the last weekly period).
@@ -90,7 +90,7 @@ pub enum DigestCommand {
 
 /// `tidings outbox …`.
 #[derive(Debug, Subcommand)]
-pub enum OutboxCommand {
+pub(super) enum OutboxCommand {
     /// List outgoing messages, newest first.
     List {
         /// Only failed and unconfirmed ones (handed over with no answer: maybe delivered).
@@ -113,7 +113,7 @@ pub enum OutboxCommand {
 }
 
 /// Run a `subscribers` command.
-pub async fn subscribers(
+pub(super) async fn subscribers(
     config: &Config,
     command: SubscribersCommand,
     clock: &SharedClock,
@@ -288,7 +288,7 @@ async fn digests(config: &Config) -> Result<(Store, Digests)> {
 }
 
 /// Run a `digest` command.
-pub async fn digest(
+pub(super) async fn digest(
     config: &Config,
     command: DigestCommand,
     clock: &SharedClock,
@@ -457,7 +457,7 @@ struct OutboxJson {
 }
 
 /// Run an `outbox` command.
-pub async fn outbox(
+pub(super) async fn outbox(
     config: &Config,
     command: OutboxCommand,
     clock: &SharedClock,

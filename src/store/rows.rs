@@ -36,7 +36,7 @@ pub(super) struct Content {
 
 impl Content {
     /// The stored form of what was observed.
-    pub fn of(obs: &Observed) -> Self {
+    pub(super) fn of(obs: &Observed) -> Self {
         let e = &obs.entry;
         Self {
             title: e.title.clone(),

@@ -51,7 +51,7 @@ pub fn password_hash(config: &Config) -> Result<Option<String>, String> {
 
 /// Middleware: `/admin…` without a valid session redirects to sign-in (404
 /// when no admin password is configured); every admin answer is `no-store`.
-pub async fn require_session(
+pub(super) async fn require_session(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
@@ -111,7 +111,7 @@ struct LoginPage<'a> {
 }
 
 /// `GET /admin/login`.
-pub async fn login_page(
+pub(super) async fn login_page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
@@ -141,7 +141,7 @@ fn login_form(
 /// past the limit; past it even a right password is refused for a while.
 /// At most `PASSWORD_CHECKS_AT_ONCE` checks run at once; a sign-in that
 /// waits longer than `PASSWORD_CHECK_WAIT` for one is told to retry (503).
-pub async fn login(
+pub(super) async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -238,7 +238,7 @@ fn too_many(
 
 /// `POST /admin/logout`: ends the session in the store as well as in this
 /// browser, so a copy of the cookie signs nobody in.
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
@@ -331,7 +331,7 @@ struct RunRow {
 
 /// Query of `GET /admin`: search words, filters, order and page.
 #[derive(Debug, Default, Deserialize)]
-pub struct HomeQuery {
+pub(super) struct HomeQuery {
     q: Option<String>,
     category: Option<String>,
     source: Option<String>,
@@ -363,7 +363,7 @@ impl HomeQuery {
 }
 
 /// `GET /admin`.
-pub async fn home(
+pub(super) async fn home(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<HomeQuery>,

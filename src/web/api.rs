@@ -23,13 +23,13 @@ use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
 
 /// Query of `GET /api/resources`.
 #[derive(Debug, Deserialize)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     category: Option<String>,
     since: Option<String>,
 }
 
 /// `GET /api/resources`.
-pub async fn list(
+pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<ResourceJson>>, WebError> {
@@ -44,7 +44,7 @@ pub async fn list(
 }
 
 /// `GET /api/resources/{id}`: the resource with its revisions.
-pub async fn show(
+pub(super) async fn show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<ResourceDetailJson>, WebError> {
@@ -77,7 +77,7 @@ struct AnnounceBody {
 /// is off), 401 without the right bearer token, 400 for a bad body, 404 for an
 /// unknown resource, 409 when announced before (unless `force`), 200 with the
 /// rendered email for `dry_run`, else 202 once queued.
-pub async fn announce(
+pub(super) async fn announce(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,

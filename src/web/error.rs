@@ -153,7 +153,10 @@ fn plain_words(status: StatusCode) -> &'static str {
 /// Middleware for pages people read: a `WebError`'s JSON body, or a failure
 /// the router answered without a page, becomes an HTML page with the same
 /// status and headers (`Retry-After` and `Allow` included).
-pub async fn html_errors(State(state): State<Arc<AppState>>, response: Response) -> Response {
+pub(super) async fn html_errors(
+    State(state): State<Arc<AppState>>,
+    response: Response,
+) -> Response {
     let status = response.status();
     let message = match response.extensions().get::<Failure>() {
         Some(failure) => failure.message.clone(),
@@ -184,7 +187,7 @@ pub async fn html_errors(State(state): State<Arc<AppState>>, response: Response)
 /// Middleware for the API: a failure the router answered without a body (a
 /// method the route does not take) gets the API's JSON shape,
 /// `{"error": "method not allowed"}`, with the same status and headers.
-pub async fn json_errors(response: Response) -> Response {
+pub(super) async fn json_errors(response: Response) -> Response {
     if !answered_bare(&response, "application/json") {
         return response;
     }
@@ -205,6 +208,6 @@ pub async fn json_errors(response: Response) -> Response {
 }
 
 /// Any path under `/api/` that names nothing: the API's 404, in JSON.
-pub async fn api_not_found() -> WebError {
+pub(super) async fn api_not_found() -> WebError {
     WebError::NotFound("not found".to_owned())
 }

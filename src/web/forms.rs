@@ -12,13 +12,13 @@ use crate::model::{Category, CategoryChoice, CategorySlug, Frequency};
 use crate::publish;
 
 /// An urlencoded body as (key, value) pairs, in order.
-pub fn parse(body: &[u8]) -> Vec<(String, String)> {
+pub(super) fn parse(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// The body's fields when its CSRF field matches this browser's cookie;
 /// `None` for a forged or stale form.
-pub fn verified(
+pub(super) fn verified(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
@@ -29,7 +29,7 @@ pub fn verified(
 }
 
 /// The first value of `key`.
-pub fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(super) fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == key)
@@ -37,7 +37,7 @@ pub fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// Categories a subscriber may choose: configured, "other", and any in the store.
-pub async fn categories(state: &AppState) -> Result<Vec<Category>, WebError> {
+pub(super) async fn categories(state: &AppState) -> Result<Vec<Category>, WebError> {
     let named: Vec<Category> = (state.store.category_counts(true).await?)
         .into_iter()
         .map(|c| c.category)
@@ -46,7 +46,7 @@ pub async fn categories(state: &AppState) -> Result<Vec<Category>, WebError> {
 }
 
 /// The chosen categories and frequency of a form, or what is wrong with them.
-pub fn choice(
+pub(super) fn choice(
     pairs: &[(String, String)],
     known: &[Category],
 ) -> Result<(CategoryChoice, Frequency), &'static str> {
@@ -79,7 +79,7 @@ pub fn choice(
 
 /// What `subscribe_fields.html` sees as `form`.
 #[derive(Serialize)]
-pub struct FormView {
+pub(super) struct FormView {
     all: bool,
     categories: Vec<CategoryBox>,
     frequency: &'static str,
@@ -94,7 +94,7 @@ struct CategoryBox {
 
 impl FormView {
     /// The fields for `known` categories, with `choice` and `frequency` ticked.
-    pub fn new(known: &[Category], choice: &CategoryChoice, frequency: Frequency) -> Self {
+    pub(super) fn new(known: &[Category], choice: &CategoryChoice, frequency: Frequency) -> Self {
         Self {
             all: *choice == CategoryChoice::All,
             categories: known
@@ -112,7 +112,7 @@ impl FormView {
 
 /// A link under a notice.
 #[derive(Serialize)]
-pub struct Link {
+pub(super) struct Link {
     /// Where to.
     pub href: String,
     /// Its text.
@@ -129,7 +129,7 @@ struct NoticePage<'a> {
 }
 
 /// A plain page with a heading, some paragraphs and maybe a link.
-pub fn notice(
+pub(super) fn notice(
     state: &AppState,
     status: StatusCode,
     heading: &str,
@@ -148,7 +148,7 @@ pub fn notice(
 }
 
 /// `response` with `cookie` set, if there is one.
-pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+pub(super) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
     if let Some(cookie) = cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }

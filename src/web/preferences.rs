@@ -30,7 +30,7 @@ struct PreferencesPage {
 }
 
 /// `GET /preferences/{token}`.
-pub async fn page(
+pub(super) async fn page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(token): Path<String>,
@@ -42,7 +42,7 @@ pub async fn page(
 }
 
 /// `POST /preferences/{token}`: saves, then shows the form again.
-pub async fn save(
+pub(super) async fn save(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(token): Path<String>,

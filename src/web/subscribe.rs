@@ -40,7 +40,7 @@ struct SiteView {
 }
 
 /// `GET /unsubscribe/{token}`: asks; changes nothing.
-pub async fn unsubscribe_page(
+pub(super) async fn unsubscribe_page(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
@@ -55,7 +55,7 @@ pub async fn unsubscribe_page(
 
 /// `POST /unsubscribe/{token}`: unsubscribes, whatever the body (a form
 /// submit or the RFC 8058 `List-Unsubscribe=One-Click`). Repeating it is harmless.
-pub async fn unsubscribe(
+pub(super) async fn unsubscribe(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
@@ -120,7 +120,7 @@ fn render(
 /// `POST /subscribe`: CSRF and the per-client limit are checked, then the
 /// address gets a confirmation email if it may (pending or new, and none sent
 /// within the hour). The page is the same whatever the address's state.
-pub async fn subscribe(
+pub(super) async fn subscribe(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -191,7 +191,7 @@ pub(super) fn expired_form(state: &AppState) -> Result<Response, WebError> {
 }
 
 /// `GET /confirm/{token}`: confirms a pending subscriber; their first digest window starts now.
-pub async fn confirm(
+pub(super) async fn confirm(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 /// How long a `Retry-After` value asks us to wait: delay-seconds, or an
 /// HTTP-date measured from `now` (a past date means no wait). `None` when
 /// the value is neither.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(super) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // Too many digits for u64 is still "a very long time".
