@@ -19,7 +19,7 @@ use crate::store::{Announcement, NewAnnouncement, NewMessage, StoreError};
 use crate::views::rfc3339;
 
 /// Longest note from the comms team, in characters.
-pub const MAX_MESSAGE: usize = 2000;
+pub(crate) const MAX_MESSAGE: usize = 2000;
 
 /// Why an announcement was not made.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +183,7 @@ impl Announcer {
     /// Announces each of `new` (resources first seen in one ingest run) whose
     /// category has `announce = true`, once; returns how many were announced.
     /// Failures are logged: the ingest run itself has succeeded.
-    pub async fn announce_new(
+    pub(crate) async fn announce_new(
         &self,
         new: &[(ResourceId, CategorySlug)],
         now: DateTime<Utc>,

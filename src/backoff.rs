@@ -26,7 +26,7 @@ impl Backoff {
     /// The wait before retry number `retry + 1`: `base * 2^retry`, capped at
     /// `cap`, then scaled into its upper half by `jitter` (in `0..1`), so a
     /// wait never shrinks below half its step but never synchronises either.
-    pub fn wait_with(&self, retry: u32, jitter: f64) -> Duration {
+    pub(crate) fn wait_with(&self, retry: u32, jitter: f64) -> Duration {
         let factor = 2u32.saturating_pow(retry.min(30));
         let full = self.base.saturating_mul(factor).min(self.cap);
         let jitter = if jitter.is_nan() {
@@ -40,7 +40,7 @@ impl Backoff {
 
 /// A number in `0..1` that differs from call to call, from std's per-process
 /// random hash keys: jitter needs no cryptographic quality, only spread.
-pub fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let bits = RandomState::new().build_hasher().finish() >> 11;
     // 53 bits fit an f64 mantissa exactly.
     bits as f64 / (1u64 << 53) as f64

@@ -102,7 +102,7 @@ impl EntryDate {
     }
 
     /// Parse the stored form: `YYYY-MM-DD`, or `YYYY-MM` for a month.
-    pub fn parse_stored(text: &str) -> Option<Self> {
+    pub(crate) fn parse_stored(text: &str) -> Option<Self> {
         match text.len() {
             10 => NaiveDate::parse_from_str(text, "%Y-%m-%d")
                 .ok()
@@ -194,7 +194,7 @@ impl Summary {
     }
 
     /// Each paragraph and each list item, in order, for category matching.
-    pub fn texts(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn texts(&self) -> impl Iterator<Item = &str> {
         self.blocks
             .iter()
             .flat_map(|b| match b {
@@ -298,7 +298,7 @@ pub struct Resource {
 impl Resource {
     /// Where a feed item or an email points: the resource's own link, else
     /// its page on this site (`{base}resources/{id}`).
-    pub fn item_link(&self, base: &Url) -> String {
+    pub(crate) fn item_link(&self, base: &Url) -> String {
         if let Some(link) = &self.link {
             return link.to_string();
         }

@@ -75,13 +75,13 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 /// The stylesheet served at `/assets/style.css`.
-pub const STYLESHEET: &str = include_str!("../templates/style.css");
+pub(crate) const STYLESHEET: &str = include_str!("../templates/style.css");
 
 /// Names and modification times of the override folder's files.
 type Signature = Vec<(String, Option<SystemTime>)>;
 
 /// How often at most the override folder is looked at for edits.
-pub const RECHECK_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Renders templates, preferring overrides in a folder.
 pub struct Templates {
@@ -175,7 +175,7 @@ fn html_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<
 /// Writes `text` with the five characters HTML gives a meaning to
 /// (`& < > " '`) escaped: the one HTML escaper, for templates, feed
 /// summaries and alert emails alike.
-pub fn write_escaped_html(out: &mut impl std::fmt::Write, text: &str) -> std::fmt::Result {
+pub(crate) fn write_escaped_html(out: &mut impl std::fmt::Write, text: &str) -> std::fmt::Result {
     for c in text.chars() {
         match c {
             '&' => out.write_str("&amp;")?,
@@ -190,7 +190,7 @@ pub fn write_escaped_html(out: &mut impl std::fmt::Write, text: &str) -> std::fm
 }
 
 /// `text` with `& < > " '` escaped for HTML (see `write_escaped_html`).
-pub fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     // Writing to a String cannot fail.
     let _ = write_escaped_html(&mut out, text);

@@ -17,9 +17,9 @@ use crate::model::Subscriber;
 use crate::store::{NewMessage, NewSubscriber};
 
 /// How long a confirmation link works.
-pub const LINK_LIFETIME: Duration = Duration::hours(72);
+pub(crate) const LINK_LIFETIME: Duration = Duration::hours(72);
 /// At most one confirmation email per address in this long.
-pub const RESEND_WINDOW: Duration = Duration::hours(1);
+pub(crate) const RESEND_WINDOW: Duration = Duration::hours(1);
 
 /// What a confirmation token says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Signup {
     }
 
     /// The confirmation token of `subscriber`, valid until `expires`.
-    pub fn confirm_token(&self, subscriber: &Subscriber, expires: DateTime<Utc>) -> String {
+    pub(crate) fn confirm_token(&self, subscriber: &Subscriber, expires: DateTime<Utc>) -> String {
         let id = subscriber.id.to_string();
         let exp = expires.timestamp().to_string();
         let mac = self

@@ -27,7 +27,7 @@ pub enum Signer {
 
 /// Open the configured database and apply migrations; the error names the
 /// database (password masked) and why.
-pub async fn open_store(config: &Config) -> Result<Store> {
+pub(crate) async fn open_store(config: &Config) -> Result<Store> {
     let shown = config::redact_url(&config.database.url);
     let store = Store::open(&config.database.url).await?;
     store
@@ -44,7 +44,7 @@ pub fn templates(config: &Config) -> Arc<Templates> {
 
 /// The kit every writer of subscriber mail shares, signing with the key
 /// `signer` may use (`$TIDINGS_SECRET`, else the stored key).
-pub async fn mail_kit(
+pub(crate) async fn mail_kit(
     store: &Store,
     config: Arc<Config>,
     templates: Arc<Templates>,

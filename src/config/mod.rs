@@ -364,7 +364,7 @@ fn join_problems(problems: &[Problem]) -> String {
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The process environment.
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
@@ -431,7 +431,7 @@ fn one_line(message: &str) -> String {
 }
 
 /// A URL with any password replaced by `***`, for logs and `Debug`.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             // Setting a password only fails for URLs that cannot have one, which this one has.

@@ -22,13 +22,13 @@ pub use cache::{FeedCache, PublishReport, RejectedFeed, ServedFeed, not_modified
 pub use check::{FeedCheckError, FeedKind, FeedSummary, check};
 
 /// Content type of an RSS 2.0 feed.
-pub const RSS_CONTENT_TYPE: &str = "application/rss+xml; charset=utf-8";
+pub(crate) const RSS_CONTENT_TYPE: &str = "application/rss+xml; charset=utf-8";
 /// Content type of an Atom 1.0 feed.
-pub const ATOM_CONTENT_TYPE: &str = "application/atom+xml; charset=utf-8";
+pub(crate) const ATOM_CONTENT_TYPE: &str = "application/atom+xml; charset=utf-8";
 /// Content type of the OPML feed list.
-pub const OPML_CONTENT_TYPE: &str = "text/x-opml; charset=utf-8";
+pub(crate) const OPML_CONTENT_TYPE: &str = "text/x-opml; charset=utf-8";
 /// File name of the OPML list (served at `/feeds.opml`).
-pub const OPML_FILE_NAME: &str = "feeds.opml";
+pub(crate) const OPML_FILE_NAME: &str = "feeds.opml";
 /// Number of items per feed when the config says nothing (`feeds.max_items`).
 pub const DEFAULT_MAX_ITEMS: usize = 100;
 /// The generator named in every feed.
@@ -189,7 +189,7 @@ fn site_url(base: &Url, relative: &str) -> String {
 /// Text with every character XML 1.0 forbids removed: C0 controls other than
 /// tab, newline and carriage return, and U+FFFE / U+FFFF (XML 1.0 §2.2 `Char`).
 /// Escaping `&`, `<` and `]]>` is left to the XML writers.
-pub fn clean_text(text: &str) -> String {
+pub(crate) fn clean_text(text: &str) -> String {
     text.chars().filter(|&c| is_xml_char(c)).collect()
 }
 

@@ -20,14 +20,14 @@ use crate::config::{MailConfig, SiteConfig};
 
 /// The longest subject sent, in characters; longer ones are cut at a word
 /// boundary and end with an ellipsis.
-pub const MAX_SUBJECT_CHARS: usize = 150;
+pub(crate) const MAX_SUBJECT_CHARS: usize = 150;
 
 /// Words longer than this cannot be folded onto a 78-character line, so a
 /// subject holding one is encoded whole (encoded words can be split anywhere).
 const LONGEST_FOLDABLE_WORD: usize = 70;
 
 /// A mailbox from config text such as `Name <a@b.example>`.
-pub fn mailbox(text: &str) -> Result<Mailbox, MailError> {
+pub(crate) fn mailbox(text: &str) -> Result<Mailbox, MailError> {
     text.parse()
         .map_err(|e| MailError::Compose(format!("{:?} is not a mailbox: {e}", header_text(text))))
 }
@@ -91,7 +91,7 @@ impl Sender {
     }
 
     /// The one-click unsubscribe URL for `token` (page on GET, unsubscribe on POST).
-    pub fn unsubscribe_url(&self, token: &str) -> String {
+    pub(crate) fn unsubscribe_url(&self, token: &str) -> String {
         format!("{}unsubscribe/{token}", self.base_url)
     }
 
@@ -141,7 +141,7 @@ impl Sender {
 
 /// A subject as sent: one line (`header_text`), at most [`MAX_SUBJECT_CHARS`]
 /// characters, cut after the last whole word that fits, with "…" when cut.
-pub fn subject_line(text: &str) -> String {
+pub(crate) fn subject_line(text: &str) -> String {
     let line = header_text(text);
     if line.chars().count() <= MAX_SUBJECT_CHARS {
         return line;

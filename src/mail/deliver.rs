@@ -159,7 +159,7 @@ impl Delivery {
     }
 
     /// Alert the admins when sends keep failing, and when they work again.
-    pub fn with_alerts(mut self, alerts: Option<Arc<Alerts>>) -> Self {
+    pub(crate) fn with_alerts(mut self, alerts: Option<Arc<Alerts>>) -> Self {
         self.alerts = alerts;
         self
     }

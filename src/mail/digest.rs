@@ -147,7 +147,7 @@ impl Digests {
     /// Queues the latest due period of each schedule (recording a baseline on
     /// a fresh database), after finishing any period left unfinished whose
     /// claim has run out. A dry run records and queues nothing.
-    pub async fn enqueue_due(
+    pub(crate) async fn enqueue_due(
         &self,
         now: DateTime<Utc>,
         dry_run: bool,
@@ -162,7 +162,7 @@ impl Digests {
     /// Finishes `frequency`'s unfinished periods (taking over those whose
     /// claim ran out: their claimer died or failed part-way), then queues the
     /// latest due period, if one is due. "Due" counts finished periods only.
-    pub async fn enqueue_schedule(
+    pub(crate) async fn enqueue_schedule(
         &self,
         frequency: Frequency,
         now: DateTime<Utc>,

@@ -53,7 +53,7 @@ impl MailKit {
 
     /// The text and HTML parts of a message: `{stem}.txt` and `{stem}.html`
     /// rendered with `view`.
-    pub fn render_pair(
+    pub(crate) fn render_pair(
         &self,
         stem: &str,
         view: &impl Serialize,

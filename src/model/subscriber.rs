@@ -82,7 +82,7 @@ pub enum CategoryChoice {
 
 impl CategoryChoice {
     /// True when resources of `slug` belong in this subscriber's digest.
-    pub fn includes(&self, slug: &CategorySlug) -> bool {
+    pub(crate) fn includes(&self, slug: &CategorySlug) -> bool {
         match self {
             Self::All => true,
             Self::Only(slugs) => slugs.contains(slug),
@@ -110,7 +110,7 @@ impl CategoryChoice {
     }
 
     /// The choice its stored form stands for.
-    pub fn from_stored(text: &str) -> Self {
+    pub(crate) fn from_stored(text: &str) -> Self {
         if text == "all" {
             return Self::All;
         }
@@ -148,7 +148,7 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// Where this subscriber's next digest window starts.
-    pub fn window_start(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn window_start(&self) -> Option<DateTime<Utc>> {
         self.window_end.or(self.confirmed_at)
     }
 }

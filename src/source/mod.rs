@@ -65,7 +65,7 @@ pub struct SourceOutput {
 
 /// Read a source once within its `run_timeout_s`, retries included: a source
 /// that hangs fails with `SourceError::Deadline` naming where it was read.
-pub async fn read_within(
+pub(crate) async fn read_within(
     source: &SourceConfig,
     contact: &str,
     cached: Vec<CachedPage>,

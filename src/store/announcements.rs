@@ -67,7 +67,7 @@ impl Store {
     /// Records `new` and queues `messages` in one transaction. `Ok(None)` when
     /// the resource was announced before and `new` is not forced (nothing queued).
     /// Returns the announcement's id and how many messages were queued.
-    pub async fn record_announcement(
+    pub(crate) async fn record_announcement(
         &self,
         new: &NewAnnouncement,
         messages: &[NewMessage],
@@ -115,7 +115,7 @@ impl Store {
     }
 
     /// Every announcement of `resource`, oldest first.
-    pub async fn announcements_of(
+    pub(crate) async fn announcements_of(
         &self,
         resource: &ResourceId,
     ) -> Result<Vec<Announcement>, StoreError> {
@@ -134,7 +134,9 @@ impl Store {
     }
 
     /// The latest announcement of every announced resource.
-    pub async fn latest_announcements(&self) -> Result<BTreeMap<String, Announcement>, StoreError> {
+    pub(crate) async fn latest_announcements(
+        &self,
+    ) -> Result<BTreeMap<String, Announcement>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, resource_id, announced_at, route, recipients, forced FROM announcements \
              ORDER BY id",
@@ -151,7 +153,7 @@ impl Store {
     }
 
     /// The latest run of every source that has run, by name.
-    pub async fn last_runs(&self) -> Result<Vec<LastRun>, StoreError> {
+    pub(crate) async fn last_runs(&self) -> Result<Vec<LastRun>, StoreError> {
         let rows = sqlx::query(
             "SELECT source, finished_at, ok, entries, new, changed, error FROM source_runs \
              WHERE id IN (SELECT MAX(id) FROM source_runs GROUP BY source) ORDER BY source",

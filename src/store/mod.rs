@@ -59,7 +59,7 @@ pub enum Backend {
 
 impl Backend {
     /// The backend a database URL names, if it is one Tidings supports.
-    pub fn from_url(url: &str) -> Option<Self> {
+    pub(crate) fn from_url(url: &str) -> Option<Self> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => Some(Self::Sqlite),
@@ -146,7 +146,7 @@ impl StoreError {
     /// True when the database could not be reached (no connection within
     /// the pool's acquire timeout, a connection cut, the server shutting
     /// down), as opposed to a query that failed: trying again later may work.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         let Self::Db { source, .. } = self else {
             return false;
         };
@@ -257,7 +257,7 @@ impl Store {
     /// `acquire` gives up after `wait`: during a database outage a request
     /// fails fast (the handlers answer 503) while background work keeps its
     /// patience. An in-memory SQLite database keeps its one connection.
-    pub fn for_requests(&self, url: &str, wait: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn for_requests(&self, url: &str, wait: Duration) -> Result<Self, StoreError> {
         if self.backend == Backend::Sqlite && sqlite_in_memory(url) {
             return Ok(self.clone());
         }

@@ -15,7 +15,7 @@ const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 impl Store {
     /// Every cached page of `source`.
-    pub async fn cached_pages(&self, source: &str) -> Result<Vec<CachedPage>, StoreError> {
+    pub(crate) async fn cached_pages(&self, source: &str) -> Result<Vec<CachedPage>, StoreError> {
         let action = || format!("read the page cache of {source}");
         let rows =
             sqlx::query("SELECT url, etag, last_modified, body FROM page_cache WHERE source = $1")

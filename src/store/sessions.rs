@@ -9,7 +9,7 @@ use super::{Store, StoreError, format_time};
 impl Store {
     /// Record a session `id` (the token's hash) for `credential` until
     /// `expires`, and forget sessions that have expired.
-    pub async fn start_admin_session(
+    pub(crate) async fn start_admin_session(
         &self,
         id: &str,
         credential: &str,
@@ -35,7 +35,7 @@ impl Store {
     }
 
     /// True when session `id` exists for `credential` and has not expired.
-    pub async fn admin_session_live(
+    pub(crate) async fn admin_session_live(
         &self,
         id: &str,
         credential: &str,
@@ -54,7 +54,7 @@ impl Store {
     }
 
     /// End session `id`; a no-op when it is already gone.
-    pub async fn end_admin_session(&self, id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn end_admin_session(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM admin_sessions WHERE id = $1")
             .bind(id)
             .execute(&self.pool)

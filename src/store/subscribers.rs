@@ -60,7 +60,7 @@ impl Store {
 
     /// Adds every subscriber in one transaction; existing addresses are left as
     /// they are. Returns how many were added.
-    pub async fn import_subscribers(
+    pub(crate) async fn import_subscribers(
         &self,
         new: &[NewSubscriber],
         at: DateTime<Utc>,
@@ -101,7 +101,7 @@ impl Store {
     }
 
     /// Confirmed subscribers (of `frequency`, or all) whose window ends before `end`.
-    pub async fn subscribers_due(
+    pub(crate) async fn subscribers_due(
         &self,
         frequency: Option<Frequency>,
         end: DateTime<Utc>,
@@ -200,7 +200,7 @@ impl Store {
     }
 
     /// Saves a subscriber's categories and frequency.
-    pub async fn update_preferences(
+    pub(crate) async fn update_preferences(
         &self,
         id: i64,
         categories: &CategoryChoice,
@@ -219,7 +219,7 @@ impl Store {
     }
 
     /// Deletes a subscriber; false if there was none with that address.
-    pub async fn remove_subscriber(&self, email: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn remove_subscriber(&self, email: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM subscribers WHERE email = $1")
             .bind(email)
             .execute(&self.pool)
@@ -262,7 +262,7 @@ impl Store {
     }
 
     /// The setting `name`, if it was ever stored.
-    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
@@ -271,7 +271,7 @@ impl Store {
     }
 
     /// Stores `value` as setting `name`, replacing any value it had.
-    pub async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+    pub(crate) async fn set_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO settings (name, value) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",

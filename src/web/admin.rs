@@ -40,7 +40,7 @@ const PER_PAGE: usize = 30;
 
 /// The admin password as an argon2 PHC string: `TIDINGS_ADMIN_PASSWORD`
 /// hashed now with a random salt, else `admin.password_hash`; `None` turns the page off.
-pub fn password_hash(config: &Config) -> Result<Option<String>, String> {
+pub(crate) fn password_hash(config: &Config) -> Result<Option<String>, String> {
     let Some(password) = &config.admin.password else {
         return Ok(config.admin.password_hash.clone());
     };

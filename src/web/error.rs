@@ -49,7 +49,7 @@ pub enum WebError {
 
 impl WebError {
     /// An internal failure with its cause.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }
 

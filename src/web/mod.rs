@@ -38,10 +38,11 @@ use crate::render::Templates;
 use crate::signup::Signup;
 use crate::store::Store;
 
-pub use admin::password_hash;
+pub(crate) use admin::password_hash;
 pub use error::WebError;
 pub use security::Limits;
-pub use server::{RESERVED_FILES, bind, listen_for_serve};
+pub(crate) use server::listen_for_serve;
+pub use server::{RESERVED_FILES, bind};
 
 /// What every handler can reach (as `State<Arc<AppState>>`: one reference
 /// count per request instead of one per field).
@@ -72,7 +73,7 @@ pub struct AppState {
 }
 
 /// All routes.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     Router::new()
         .route("/assets/style.css", get(pages::stylesheet))
@@ -169,7 +170,7 @@ pub async fn serve(
 
 /// How long a request waits for a database connection before it is
 /// answered 503 with `Retry-After`.
-pub const REQUEST_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+pub(crate) const REQUEST_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Headers that keep pages from being framed, sniffed or made to run script.
 /// A `304` has no body to protect, and a cache keeps the headers it stored

@@ -57,7 +57,7 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
     /// Takes one of `key`'s hits before the work it pays for; false (and
     /// nothing taken) when none is left. Taking and checking are one step,
     /// so a burst of concurrent requests cannot all pass the check first.
-    pub fn reserve(&self, key: K, now: DateTime<Utc>) -> bool {
+    pub(crate) fn reserve(&self, key: K, now: DateTime<Utc>) -> bool {
         let Ok(mut hits) = self.hits.lock() else {
             return false;
         };
@@ -77,17 +77,8 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
         }
     }
 
-    /// True when `key` has no hits left, without counting one.
-    pub fn exhausted(&self, key: K, now: DateTime<Utc>) -> bool {
-        let Ok(hits) = self.hits.lock() else {
-            return true;
-        };
-        hits.get(&key)
-            .is_some_and(|(start, n)| now - *start < self.window && *n >= self.max)
-    }
-
     /// How long until `key`'s window starts again (at least a second).
-    pub fn retry_after(&self, key: K, now: DateTime<Utc>) -> Duration {
+    pub(crate) fn retry_after(&self, key: K, now: DateTime<Utc>) -> Duration {
         let left = self
             .hits
             .lock()
@@ -290,7 +281,6 @@ mod tests {
         assert!(limiter.allow(ip, t));
         assert!(limiter.allow(ip, t));
         assert!(!limiter.allow(ip, t));
-        assert!(limiter.exhausted(ip, t));
         assert!(limiter.allow(ip, t + Duration::minutes(1)));
     }
 

@@ -141,7 +141,7 @@ pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
 /// chose for port 0) is logged and, with `ready_file`, written there in one
 /// step (for scripts and tests: connections wait in the accept queue until
 /// the server takes them).
-pub fn listen_for_serve(
+pub(crate) fn listen_for_serve(
     address: SocketAddr,
     ready_file: Option<&std::path::Path>,
 ) -> anyhow::Result<TcpListener> {

@@ -26,11 +26,11 @@ use robots::Robots;
 /// Default cap on a page body, after decompression (`sources[].max_bytes`).
 pub const DEFAULT_MAX_BYTES: u64 = 5_000_000;
 /// Default limit on one exchange (`sources[].timeout_s`).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default least time between two pages (`sources[].page_pause_ms`).
-pub const DEFAULT_PAGE_PAUSE: Duration = Duration::from_millis(1000);
+pub(crate) const DEFAULT_PAGE_PAUSE: Duration = Duration::from_millis(1000);
 /// No computed wait between two tries of a request is longer than this.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Redirect hops followed before giving up (RFC 9110 15.4 suggests a limit; 5 is common).
 pub const MAX_REDIRECTS: usize = 5;
 /// `Accept` sent with every page request.
