@@ -2,8 +2,33 @@
 //! or PostgreSQL, through sqlx's `Any` driver with one set of `$1`-style SQL.
 //! This file opens and migrates the database and defines the errors; reads live
 //! in `resources`, the ingest transaction in `apply`, mail's tables in
-//! `subscribers`, `digests` and `outbox`. Dialects differ only in the
-//! migrations (auto-increment, `STRICT`) and in claiming outbox rows.
+//! `subscribers`, `digests` and `outbox`.
+//!
+//! Queries are written once. The dialects part only where one of them forces it:
+//! - migrations (`migrations/{sqlite,postgres}`): auto-increment, `STRICT`
+//!   tables and column types are spelled differently;
+//! - opening (here): SQLite gets WAL and `synchronous = NORMAL` on each
+//!   connection so readers run beside the one writer; PostgreSQL gets a small
+//!   second pool committing with `synchronous_commit = off` for outbox
+//!   records (SQLite's WAL already commits without an fsync); an in-memory
+//!   SQLite database keeps its one connection, since each new one would be
+//!   another, empty database;
+//! - the read-only probe at start (here): a SQLite file that cannot be
+//!   written vs PostgreSQL's `transaction_read_only`;
+//! - closing (here): SQLite folds its write-ahead log into the file, so the
+//!   `.db` file alone is whole;
+//! - claiming outbox rows (`outbox`): PostgreSQL's `FOR UPDATE SKIP LOCKED`
+//!   lets replicas claim disjoint rows; SQLite's write lock already makes the
+//!   claim one step;
+//! - generated multi-row statements (`batch`): anonymous `?` placeholders on
+//!   SQLite, whose lookup of a numbered `$n` scans every name in the
+//!   statement (seconds for thousands of rows), `$n` on PostgreSQL;
+//! - waking replicas (`notify`): `LISTEN`/`NOTIFY` exists only on PostgreSQL,
+//!   and SQLite has one process to wake;
+//! - `backup`: `VACUUM INTO` copies a SQLite file; PostgreSQL has `pg_dump`;
+//! - `copy`: listing tables and column types reads each catalog
+//!   (`sqlite_master` vs `information_schema`), and a PostgreSQL target's
+//!   identity sequences are moved past the copied ids.
 
 mod admin;
 mod alerts;

@@ -1,7 +1,8 @@
 //! The outbox: every email, fully rendered, under a unique idempotency key.
 //! Queuing a digest claims the subscriber's window and inserts the message in
-//! one transaction; delivery claims due rows (the one dialect branch in the
-//! store: SQLite's write lock vs PostgreSQL's `FOR UPDATE SKIP LOCKED`), then
+//! one transaction; delivery claims due rows (SQLite's write lock vs
+//! PostgreSQL's `FOR UPDATE SKIP LOCKED`, one of the dialect branches the
+//! store module lists), then
 //! records the hand-over just before each message's final dot (only if nobody
 //! recorded it before: the one write that decides who may finish a message)
 //! and each outcome. Rows stuck in `sending` past `claimed_until` (a process
