@@ -3,7 +3,7 @@
 //! `wiring`) taking its place.
 //! Templates are loaded once and cached. Edits to that folder are picked up
 //! without a restart: at most once a second
-//! ([`RECHECK_EVERY`](crate::render::RECHECK_EVERY)) a render compares the
+//! (`RECHECK_EVERY`) a render compares the
 //! folder's file times with the last ones seen and clears the cache when
 //! they moved. Renders share the cache through a read lock, so
 //! any number run at once. HTML templates are auto-escaped.

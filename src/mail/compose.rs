@@ -3,7 +3,7 @@
 //! `X-Tidings-Kind`, and a multipart/alternative text + HTML body. lettre
 //! encodes headers (RFC 2047) and refuses line breaks in them; text that came
 //! from a source is also passed through `address::header_text` first. A
-//! subject is shortened to [`MAX_SUBJECT_CHARS`] and, when lettre would write
+//! subject is shortened to `MAX_SUBJECT_CHARS` and, when lettre would write
 //! it as is although it must not be (it contains `=?`, which a reader would
 //! decode as an encoded word, or a word too long to fold), encoded whole.
 
@@ -139,7 +139,7 @@ impl Sender {
     }
 }
 
-/// A subject as sent: one line (`header_text`), at most [`MAX_SUBJECT_CHARS`]
+/// A subject as sent: one line (`header_text`), at most `MAX_SUBJECT_CHARS`
 /// characters, cut after the last whole word that fits, with "…" when cut.
 pub(crate) fn subject_line(text: &str) -> String {
     let line = header_text(text);
