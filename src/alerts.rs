@@ -27,7 +27,7 @@ pub struct Alerts {
     store: Store,
     sender: Sender,
     templates: Arc<Templates>,
-    admins: Vec<String>,
+    admins: Vec<crate::mail::address::Email>,
     threshold: i64,
     failed_sends_threshold: u64,
     site: String,
@@ -255,7 +255,7 @@ impl Alerts {
             let idem_key = format!("alert/{key}/{admin}");
             let message = self.sender.compose(&Outgoing {
                 kind: "alert",
-                to: admin,
+                to: admin.as_str(),
                 subject: &subject,
                 idem_key: &idem_key,
                 token: None,
@@ -266,7 +266,7 @@ impl Alerts {
             let queued = NewMessage {
                 idem_key,
                 kind: "alert",
-                recipient: admin.clone(),
+                recipient: admin.to_string(),
                 subscriber_id: None,
                 subject: subject.clone(),
                 message,

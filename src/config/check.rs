@@ -20,6 +20,7 @@ use super::{
 };
 use crate::categorize::{Categorizer, CategoryRule};
 use crate::hold::HoldLimits;
+use crate::mail::address::{Email, mailbox};
 use crate::model::{Category, CategorySlug};
 use crate::reconcile::{FIELDS, ReconcileOptions};
 use crate::schedule::Schedule;
@@ -589,20 +590,18 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
             None
         }
     };
-    let from = raw
-        .from
-        .unwrap_or_else(|| "Tidings <tidings@localhost>".to_owned());
-    for (key, value) in [
-        ("mail.from", Some(&from)),
-        ("mail.reply_to", raw.reply_to.as_ref()),
-    ] {
-        if let Some(value) = value {
-            p.take(key, check_mailbox(value));
-        }
-    }
-    for (i, admin) in raw.admins.iter().enumerate() {
-        p.take(&format!("mail.admins[{i}]"), check_mailbox(admin));
-    }
+    let from_text = raw.from.as_deref().unwrap_or("Tidings <tidings@localhost>");
+    let from = p.take("mail.from", mailbox(from_text));
+    let reply_to = raw
+        .reply_to
+        .as_deref()
+        .map(|text| p.take("mail.reply_to", mailbox(text)));
+    let admins: Vec<Option<Email>> = (raw.admins.iter().enumerate())
+        .map(|(i, admin)| {
+            let address = mailbox(admin).and_then(|m| Email::parse(m.email.as_ref()));
+            p.take(&format!("mail.admins[{i}]"), address)
+        })
+        .collect();
     if let Some(rate) = raw.rate_per_s
         && !MAIL_RATE_PER_S.contains(&rate)
     {
@@ -642,13 +641,10 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
     );
     let max_attempts = at_least_one("mail.max_attempts", raw.max_attempts, 10);
     let suppress_after = at_least_one("mail.suppress_after", raw.suppress_after, 3);
-    if let Some(mailto) = &raw.unsubscribe_mailto {
+    let unsubscribe_mailto = raw.unsubscribe_mailto.as_deref().map(|mailto| {
         let address = mailto.strip_prefix("mailto:").unwrap_or(mailto);
-        p.take(
-            "mail.unsubscribe_mailto",
-            crate::mail::address::Email::parse(address).map(drop),
-        );
-    }
+        p.take("mail.unsubscribe_mailto", Email::parse(address))
+    });
     let ca_file = raw.ca_file.map(PathBuf::from);
     let extra_roots = match &ca_file {
         Some(path) => p
@@ -660,9 +656,9 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         transport: transport?,
         ca_file,
         extra_roots,
-        from,
-        reply_to: raw.reply_to,
-        unsubscribe_mailto: raw.unsubscribe_mailto,
+        from: from?,
+        reply_to: all_valid(reply_to)?,
+        unsubscribe_mailto: all_valid(unsubscribe_mailto)?,
         rate_per_s: raw.rate_per_s,
         concurrency,
         timeout: Duration::from_secs(timeout_s),
@@ -672,8 +668,17 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         suppress_after,
         alert_after,
         alert_after_failed_sends,
-        admins: raw.admins,
+        admins: admins.into_iter().collect::<Option<_>>()?,
     })
+}
+
+/// An optional key's checked value: `None` when it was set but refused
+/// (its problem is recorded), else what was given, if anything.
+fn all_valid<T>(checked: Option<Option<T>>) -> Option<Option<T>> {
+    match checked {
+        Some(None) => None,
+        given => Some(given.flatten()),
+    }
 }
 
 /// The certificates of a PEM file, each usable as a trust anchor; at least one.
@@ -698,27 +703,6 @@ fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         })?;
     }
     Ok(certificates)
-}
-
-/// A mailbox such as `Name <a@b.example>` or `a@b.example`, with nothing that could break a header.
-fn check_mailbox(value: &str) -> Result<(), String> {
-    if value.chars().any(char::is_control) {
-        return Err(
-            "must not contain control characters (CR or LF would break a mail header)".to_owned(),
-        );
-    }
-    let address = match (value.rfind('<'), value.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &value[open + 1..close],
-        _ => value.trim(),
-    };
-    match address.split_once('@') {
-        Some((local, domain))
-            if !local.is_empty() && !domain.is_empty() && !address.contains(' ') =>
-        {
-            Ok(())
-        }
-        _ => Err(format!("{value:?} is not an email address")),
-    }
 }
 
 fn check_digest(raw: RawDigest, tz: Tz, p: &mut Problems) -> Option<DigestConfig> {

@@ -15,6 +15,7 @@ use chrono_tz::Tz;
 use url::Url;
 
 use crate::categorize::CategoryRule;
+use crate::mail::address::Email;
 use crate::model::CategorySlug;
 use crate::schedule::Schedule;
 use crate::source::select::FieldSelector;
@@ -224,12 +225,12 @@ pub struct MailConfig {
     pub ca_file: Option<PathBuf>,
     /// The certificates read from `ca_file`, trusted besides the compiled-in web roots.
     pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
-    /// The `From` header.
-    pub from: String,
+    /// The `From` header (and the envelope sender).
+    pub from: lettre::message::Mailbox,
     /// The `Reply-To` header.
-    pub reply_to: Option<String>,
+    pub reply_to: Option<lettre::message::Mailbox>,
     /// A `mailto:` address for `List-Unsubscribe`.
-    pub unsubscribe_mailto: Option<String>,
+    pub unsubscribe_mailto: Option<Email>,
     /// Messages per second at most.
     pub rate_per_s: Option<f64>,
     /// SMTP sends in flight at most.
@@ -249,8 +250,8 @@ pub struct MailConfig {
     pub alert_after: u32,
     /// Failed sends in a row (any message, any reason) before `admins` get an alert.
     pub alert_after_failed_sends: u32,
-    /// Who gets operator alerts.
-    pub admins: Vec<String>,
+    /// Who gets operator alerts (the address of each `mail.admins` mailbox).
+    pub admins: Vec<Email>,
 }
 
 /// Where mail goes.

@@ -7,8 +7,10 @@
 use std::collections::HashSet;
 
 use chrono::DateTime;
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::encoding::Decoder;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
 use rss::validation::Validate;
 
 use super::{ATOM_CONTENT_TYPE, OPML_CONTENT_TYPE, RSS_CONTENT_TYPE, RenderedFeed, is_xml_char};
@@ -163,10 +165,11 @@ fn parse(body: &[u8]) -> Result<Element, FeedCheckError> {
             .read_event()
             .map_err(|e| bad(format!("at byte {}: {e}", reader.error_position())))?;
         match event {
-            Event::Start(start) => tree.open(element(&start)?),
-            Event::Empty(start) => tree.close(element(&start)?)?,
+            Event::Start(start) => tree.open(element(&start, reader.decoder())?),
+            Event::Empty(start) => tree.close(element(&start, reader.decoder())?)?,
             Event::End(_) => tree.end()?,
-            Event::Text(t) => tree.text(&t.unescape().map_err(|e| bad(e.to_string()))?)?,
+            Event::Text(t) => tree.text(&t.decode().map_err(|e| bad(e.to_string()))?)?,
+            Event::GeneralRef(r) => tree.text(&reference(&r)?)?,
             Event::CData(c) => tree.text(&String::from_utf8_lossy(&c))?,
             Event::Eof => return tree.finish(),
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
@@ -174,15 +177,31 @@ fn parse(body: &[u8]) -> Result<Element, FeedCheckError> {
     }
 }
 
+/// The text an entity or character reference stands for: one of XML's five
+/// predefined entities or a character reference; any other is not well-formed
+/// (a feed declares no entities of its own).
+fn reference(r: &BytesRef) -> Result<String, FeedCheckError> {
+    let bad = |reason: String| FeedCheckError::NotWellFormed(reason);
+    if let Some(c) = r.resolve_char_ref().map_err(|e| bad(e.to_string()))? {
+        return Ok(c.to_string());
+    }
+    let name = r.decode().map_err(|e| bad(e.to_string()))?;
+    resolve_predefined_entity(&name)
+        .map(str::to_owned)
+        .ok_or_else(|| bad(format!("undefined entity &{name};")))
+}
+
 /// An element from its start tag, with attributes unescaped and checked.
-fn element(start: &BytesStart) -> Result<Element, FeedCheckError> {
+fn element(start: &BytesStart, decoder: Decoder) -> Result<Element, FeedCheckError> {
     let bad = |reason: String| FeedCheckError::NotWellFormed(reason);
     let name = String::from_utf8_lossy(start.name().as_ref()).into_owned();
     let mut attributes = Vec::new();
     for attribute in start.attributes() {
         let attribute = attribute.map_err(|e| bad(format!("in <{name}>: {e}")))?;
         let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
-        let value = (attribute.unescape_value()).map_err(|e| bad(format!("in <{name}>: {e}")))?;
+        let value = attribute
+            .decoded_and_normalized_value(XmlVersion::Implicit1_0, decoder)
+            .map_err(|e| bad(format!("in <{name}>: {e}")))?;
         attributes.push((key, value.into_owned()));
     }
     Ok(Element {

@@ -83,7 +83,11 @@ mod tests {
                 Event::Empty(e) if e.name().as_ref() == b"outline" => {
                     let attr = |k: &str| {
                         let a = e.try_get_attribute(k).unwrap().unwrap();
-                        a.unescape_value().unwrap().into_owned()
+                        let decoder = reader.decoder();
+                        let version = quick_xml::XmlVersion::Implicit1_0;
+                        a.decoded_and_normalized_value(version, decoder)
+                            .unwrap()
+                            .into_owned()
                     };
                     out.push([attr("text"), attr("xmlUrl"), attr("htmlUrl"), attr("type")]);
                 }

@@ -26,10 +26,10 @@ pub(crate) const MAX_SUBJECT_CHARS: usize = 150;
 /// subject holding one is encoded whole (encoded words can be split anywhere).
 const LONGEST_FOLDABLE_WORD: usize = 70;
 
-/// A mailbox from config text such as `Name <a@b.example>`.
+/// A recipient's mailbox, read by the same parser as config, `subscribers
+/// add` and sign-up (`address::mailbox`).
 pub(crate) fn mailbox(text: &str) -> Result<Mailbox, MailError> {
-    text.parse()
-        .map_err(|e| MailError::Compose(format!("{:?} is not a mailbox: {e}", header_text(text))))
+    super::address::mailbox(text).map_err(MailError::Compose)
 }
 
 /// What every message shares: sender, list identity, unsubscribe addresses.
@@ -68,13 +68,9 @@ pub struct Outgoing<'a> {
 impl Sender {
     /// The sender for a site and its mail settings.
     pub fn new(site: &SiteConfig, mail: &MailConfig) -> Result<Self, MailError> {
-        let from = mailbox(&mail.from)?;
-        let reply_to = mail.reply_to.as_deref().map(mailbox).transpose()?;
-        let unsubscribe_mailto = mail
-            .unsubscribe_mailto
-            .as_deref()
-            .map(|m| Email::parse(m.trim_start_matches("mailto:")).map_err(MailError::Compose))
-            .transpose()?;
+        let from = mail.from.clone();
+        let reply_to = mail.reply_to.clone();
+        let unsubscribe_mailto = mail.unsubscribe_mailto.clone();
         let host = site.base_url.host_str().unwrap_or("localhost");
         let phrase: String = header_text(&site.title)
             .chars()

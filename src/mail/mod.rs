@@ -127,7 +127,7 @@ impl Mailer {
                 Transport::Smtp(Arc::new(pool))
             }
         };
-        let from = compose::mailbox(&config.from)?.email;
+        let from = config.from.email.clone();
         Ok(Self {
             transport,
             from,

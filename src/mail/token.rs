@@ -5,16 +5,20 @@
 //! random and stored, the key is `TIDINGS_SECRET` or a random key generated
 //! once and stored in the database. With `TIDINGS_SECRET` set, a copy of the
 //! database alone does not yield working links. `serve` records which key it
-//! uses, and a command that would sign with another refuses to send. Checked in constant time.
+//! uses, and a command that would sign with another refuses to send. MACs
+//! are computed and checked (in constant time) by the `hmac` crate.
 
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 
 use super::MailError;
 use crate::store::Store;
 
 /// Hex digits of the MAC kept in a token (128 bits).
 const MAC_HEX: usize = 32;
+/// Bytes of the MAC kept: the left half of HMAC-SHA256 (RFC 2104 §5 allows
+/// truncation to the left-most bits; at least half, 80 bits or more).
+const MAC_BYTES: usize = MAC_HEX / 2;
 /// The `settings` row holding a generated key.
 const KEY_SETTING: &str = "token_signing_key";
 /// The `settings` row saying which key `tidings serve` signs with.
@@ -114,35 +118,66 @@ impl SigningKey {
 
     /// True when `mac` is the MAC of (`id`, `nonce`); compares in constant time.
     pub fn verify(&self, id: i64, nonce: &str, mac: &str) -> bool {
-        let expected = self.mac(id, nonce);
-        expected.as_bytes().ct_eq(mac.as_bytes()).into()
+        verify_hex(self.hmac(&subscriber_message(id, nonce)), mac)
     }
 
     /// A MAC over `purpose` and `fields` (hex, 128 bits): for confirmation
     /// links, CSRF tokens and admin sessions. The purpose keeps them apart.
     pub fn sign(&self, purpose: &str, fields: &[&str]) -> String {
-        let mut message = format!("tidings-{purpose}");
-        for field in fields {
-            message.push('\0');
-            message.push_str(field);
-        }
-        let mut mac = hex::encode(hmac_sha256(&self.0, message.as_bytes()));
-        mac.truncate(MAC_HEX);
-        mac
+        truncated_hex(self.hmac(&signed_message(purpose, fields)))
     }
 
     /// True when `mac` is `sign(purpose, fields)`; compares in constant time.
     pub(crate) fn verify_signed(&self, purpose: &str, fields: &[&str], mac: &str) -> bool {
-        let expected = self.sign(purpose, fields);
-        expected.as_bytes().ct_eq(mac.as_bytes()).into()
+        verify_hex(self.hmac(&signed_message(purpose, fields)), mac)
     }
 
     fn mac(&self, id: i64, nonce: &str) -> String {
-        let message = format!("tidings-subscriber\0{id}\0{nonce}");
-        let mut mac = hex::encode(hmac_sha256(&self.0, message.as_bytes()));
-        mac.truncate(MAC_HEX);
+        truncated_hex(self.hmac(&subscriber_message(id, nonce)))
+    }
+
+    /// HMAC-SHA256 keyed with this key, fed `message`.
+    fn hmac(&self, message: &str) -> Hmac<Sha256> {
+        // HMAC takes a key of any length (RFC 2104 §2), so this cannot fail.
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(message.as_bytes());
         mac
     }
+}
+
+/// What a subscriber token's MAC covers.
+fn subscriber_message(id: i64, nonce: &str) -> String {
+    format!("tidings-subscriber\0{id}\0{nonce}")
+}
+
+/// What `sign` covers: the purpose, then each field after a NUL.
+fn signed_message(purpose: &str, fields: &[&str]) -> String {
+    let mut message = format!("tidings-{purpose}");
+    for field in fields {
+        message.push('\0');
+        message.push_str(field);
+    }
+    message
+}
+
+/// The MAC's left-most [`MAC_BYTES`] as lower-case hex.
+fn truncated_hex(mac: Hmac<Sha256>) -> String {
+    hex::encode(&mac.finalize().into_bytes()[..MAC_BYTES])
+}
+
+/// True when `given` is the lower-case hex of `mac`'s left-most
+/// [`MAC_BYTES`]. The comparison is the crate's constant-time
+/// `verify_truncated_left` (`verify_slice` wants all 32 bytes; the tokens in
+/// links already sent carry 16).
+fn verify_hex(mac: Hmac<Sha256>, given: &str) -> bool {
+    let lower_hex = given.len() == MAC_HEX
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let Some(tag) = lower_hex.then(|| hex::decode(given).ok()).flatten() else {
+        return false;
+    };
+    mac.verify_truncated_left(&tag).is_ok()
 }
 
 /// Split a token into the subscriber id and the MAC, if it has that shape.
@@ -160,48 +195,34 @@ pub(crate) fn random_hex(bytes: usize) -> Result<String, MailError> {
     Ok(hex::encode(buf))
 }
 
-/// HMAC-SHA256 (RFC 2104) over the `sha2` crate already used for fingerprints.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.map(|b| b ^ byte);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// RFC 4231 test cases through the key type's own MAC: the full tag,
+    /// and the 128-bit truncation Tidings signs with (as test case 5 truncates).
     #[test]
     fn hmac_matches_rfc_4231_test_cases() {
         // Test case 2: key "Jefe".
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(
-            hex::encode(mac),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
+        let jefe = SigningKey::new("Jefe").hmac("what do ya want for nothing?");
+        let full = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        assert_eq!(hex::encode(jefe.clone().finalize().into_bytes()), full);
+        assert_eq!(truncated_hex(jefe.clone()), full[..MAC_HEX]);
+        assert!(verify_hex(jefe.clone(), &full[..MAC_HEX]));
         // Test case 6: a key longer than the block is hashed first.
-        let mac = hmac_sha256(
-            &[0xaa; 131],
-            b"Test Using Larger Than Block-Size Key - Hash Key First",
-        );
+        let long = SigningKey::new([0xaa; 131])
+            .hmac("Test Using Larger Than Block-Size Key - Hash Key First");
         assert_eq!(
-            hex::encode(mac),
+            hex::encode(long.finalize().into_bytes()),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
+        // Any other tag, of any length or case, is refused.
+        let mut flipped = full[..MAC_HEX].to_owned();
+        flipped.replace_range(31.., "4");
+        assert!(!verify_hex(jefe.clone(), &flipped));
+        assert!(!verify_hex(jefe.clone(), ""));
+        assert!(!verify_hex(jefe.clone(), &full[..30]));
+        assert!(!verify_hex(jefe, &full[..MAC_HEX].to_uppercase()));
     }
 
     #[test]

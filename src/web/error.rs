@@ -1,6 +1,7 @@
 //! `WebError`: what a handler can fail with, mapped to a status and a body
 //! that says nothing internal. The cause of a 5xx is logged here, inside the
-//! request's span, and never sent to the client. A database that cannot be
+//! request's span (`request{method, matched_path, ...}`, opened by `trace`
+//! around every handler), and never sent to the client. A database that cannot be
 //! reached is a 503 with `Retry-After`, not a 500. The body is JSON; pages
 //! for people turn it into an HTML page (`html_errors`), and the API gives
 //! errors the router answers itself (a method a route does not take) a JSON

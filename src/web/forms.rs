@@ -2,8 +2,9 @@
 //! kept, which axum's `Form` drops), the subscription fields (categories and
 //! frequency), the category list offered, and plain notice pages.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
 use serde::Serialize;
 
 use super::pages::{SiteView, site_view};
@@ -147,10 +148,10 @@ pub(super) fn notice(
     Ok((status, Html(html)).into_response())
 }
 
-/// `response` with `cookie` set, if there is one.
-pub(super) fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
-    if let Some(cookie) = cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+/// `response` with `cookie` set (a `Set-Cookie` written by the jar), if there is one.
+pub(super) fn with_cookie(response: Response, cookie: Option<Cookie<'static>>) -> Response {
+    match cookie {
+        Some(cookie) => (CookieJar::new().add(cookie), response).into_response(),
+        None => response,
     }
-    response
 }

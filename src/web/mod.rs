@@ -1,7 +1,7 @@
 //! The HTTP server: the router, the state every handler shares, and
 //! `serve(listener, state, shutdown)` so tests bind `127.0.0.1:0` themselves.
 //! Handlers are grouped by audience in the submodules; `server` bounds the
-//! connections under them.
+//! connections under them; `trace` gives each request its span.
 
 mod admin;
 mod announcements;
@@ -15,6 +15,7 @@ mod preferences;
 mod security;
 mod server;
 mod subscribe;
+mod trace;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -85,6 +86,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(page_routes(&state))
         .layer(MapResponseLayer::new(security_headers))
+        .layer(trace::layer())
         .with_state(state)
 }
 

@@ -3,15 +3,18 @@
 //! per client address and per account, the bound on password checks running
 //! at once, CSRF tokens (signed double submit: a random cookie and a form
 //! field that is its HMAC) and admin session tokens (random, kept in the
-//! store, bound to the password). The per-address limit on confirmation
-//! emails lives in the database (`signup`).
+//! store, bound to the password). Cookies are parsed and built by the
+//! `cookie` crate under axum-extra's jar (`forms::with_cookie` sets them).
+//! The per-address limit on confirmation emails lives in the database
+//! (`signup`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, header};
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -164,43 +167,48 @@ pub(super) fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr
         .unwrap_or(peer.ip())
 }
 
-/// The value of cookie `name`, if the request carries it.
-pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of cookie `name`, if the request carries it, parsed by the
+/// `cookie` crate (a pair it cannot read is skipped, never an error). When the
+/// name comes twice the first wins: browsers list the cookie with the longer
+/// path first (RFC 6265 §5.4), and the jar's map would keep the last.
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(Cookie::split_parse_encoded)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
-/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Secure` on an https site.
+/// A cookie to set: `HttpOnly`, `SameSite=Strict`, `Path`, `Max-Age`, and
+/// `Secure` on an https site.
 pub(super) fn set_cookie(
     state: &AppState,
     name: &str,
     value: &str,
     path: &str,
     max_age: i64,
-) -> HeaderValue {
-    let secure = if state.config.site.base_url.scheme() == "https" {
-        "; Secure"
-    } else {
-        ""
-    };
-    let text = format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    );
-    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+) -> Cookie<'static> {
+    let secure = state.config.site.base_url.scheme() == "https";
+    Cookie::build((name.to_owned(), value.to_owned()))
+        .path(path.to_owned())
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .build()
 }
 
 /// The CSRF form value for this request, and the cookie to set when the
 /// request had none (or a malformed one).
-pub(super) fn csrf_issue(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub(super) fn csrf_issue(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> (String, Option<Cookie<'static>>) {
     let existing = cookie(headers, CSRF_COOKIE)
-        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_owned);
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()));
     let (nonce, set) = match existing {
         Some(nonce) => (nonce, None),
         None => {
@@ -218,7 +226,7 @@ pub(super) fn csrf_issue(state: &AppState, headers: &HeaderMap) -> (String, Opti
 pub(super) fn csrf_ok(state: &AppState, headers: &HeaderMap, field: &str) -> bool {
     cookie(headers, CSRF_COOKIE)
         .filter(|nonce| nonce.len() == 32)
-        .is_some_and(|nonce| state.signing_key.verify_signed("csrf", &[nonce], field))
+        .is_some_and(|nonce| state.signing_key.verify_signed("csrf", &[&nonce], field))
 }
 
 /// What a session is bound to: a MAC of the admin password (or of its
@@ -246,7 +254,7 @@ pub(super) fn session_id(token: &str) -> String {
 pub(super) fn request_session_id(headers: &HeaderMap) -> Option<String> {
     cookie(headers, SESSION_COOKIE)
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(session_id)
+        .map(|token| session_id(&token))
 }
 
 #[cfg(test)]

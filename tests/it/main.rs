@@ -18,6 +18,8 @@ mod backups;
 mod browser;
 // `serve`'s loops on a virtual clock through the skipped and the repeated hour.
 mod clock_changes;
+// Issue 19: one address parser from config to send, cookies, request spans.
+mod crates;
 // The binary end to end on seeds: ingest, resources, feeds write, check, exit codes.
 mod cli;
 // `db copy` from SQLite into an empty database, state intact.
