@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
 use crate::categorize::Categorizer;
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::{self, SharedClock};
 use crate::config::{self, Config};
 use crate::ingest::{self, IngestReport};
 use crate::mail::deliver::Delivery;
@@ -166,7 +166,8 @@ pub struct UsageError(pub String);
 /// Run the parsed command; `Ok` carries the exit code for "ran, but something failed".
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let loaded = config::load(cli.config.as_deref(), &config::process_env)?;
-    let clock: SharedClock = Arc::new(SystemClock);
+    let now = std::env::var(clock::NOW_VAR).ok();
+    let clock = clock::from_env(now.as_deref()).map_err(|e| UsageError(e.to_string()))?;
     let result = dispatch(cli.command, loaded, clock).await;
     close_stores().await;
     result

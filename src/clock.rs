@@ -1,7 +1,8 @@
 //! The one place that reads the system time and sleeps until an instant.
 //! Everything else asks a `Clock`, so tests can pin "now" and drive the
 //! daemon's loops through virtual time (schedules across clock changes,
-//! digest windows).
+//! digest windows). `TIDINGS_NOW` starts the binary's clock at a chosen
+//! instant (`from_env`), for tests and scripts.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -53,6 +54,60 @@ impl Clock for SystemClock {
             }
         })
     }
+}
+
+/// The environment variable that starts the binary's clock at an instant.
+pub const NOW_VAR: &str = "TIDINGS_NOW";
+
+/// A wall clock started at a chosen instant: it reads the system clock and
+/// adds the fixed offset between the two, so time passes at its usual pace
+/// from there (loops, leases and timeouts behave as on the system clock).
+#[derive(Debug, Clone, Copy)]
+pub struct StartedClock {
+    offset: chrono::Duration,
+}
+
+impl StartedClock {
+    /// A clock that shows `at` now and runs on from there.
+    pub fn starting_at(at: DateTime<Utc>) -> Self {
+        Self {
+            offset: at - SystemClock.now(),
+        }
+    }
+}
+
+impl Clock for StartedClock {
+    fn now(&self) -> DateTime<Utc> {
+        SystemClock.now() + self.offset
+    }
+
+    fn sleep_until(&self, at: DateTime<Utc>) -> Sleep<'_> {
+        Box::pin(SystemClock.sleep_until(at - self.offset))
+    }
+}
+
+/// A `TIDINGS_NOW` value that is not an RFC 3339 instant.
+#[derive(Debug, thiserror::Error)]
+#[error("{NOW_VAR}={value:?} is not an RFC 3339 instant such as 2026-12-03T10:00:00Z")]
+pub struct BadNow {
+    /// The value as given.
+    pub value: String,
+}
+
+/// The binary's clock: the system clock, or, when `now` (the value of
+/// `TIDINGS_NOW`) is set, a clock started at that instant. For tests and
+/// scripts that need a known "now" (a digest period's minute, a retry's
+/// backoff passed); it logs a warning, since every time the process records
+/// is then shifted.
+pub fn from_env(now: Option<&str>) -> Result<SharedClock, BadNow> {
+    let Some(value) = now.filter(|v| !v.trim().is_empty()) else {
+        return Ok(Arc::new(SystemClock));
+    };
+    let at = DateTime::parse_from_rfc3339(value.trim()).map_err(|_| BadNow {
+        value: value.to_owned(),
+    })?;
+    tracing::warn!(now = %at.to_utc(), "{NOW_VAR} is set: the clock starts at this instant, not the system's time");
+    Ok(Arc::new(StartedClock::starting_at(at.to_utc())))
 }
 
 /// A clock that stands still until the test moves it; sleepers wake when it
@@ -149,3 +204,45 @@ impl Clock for FixedClock {
 
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidings_now_starts_the_clock_at_that_instant() {
+        let clock = from_env(Some("2026-12-03T10:00:00Z")).expect("a valid instant");
+        let start = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z")
+            .expect("valid")
+            .to_utc();
+        let shown = clock.now();
+        assert!(
+            shown >= start && shown - start < chrono::Duration::seconds(5),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_offset_in_tidings_now_is_read_as_utc() {
+        let clock = from_env(Some("2026-12-03T11:00:00+01:00")).expect("a valid instant");
+        assert_eq!(
+            clock.now().format("%Y-%m-%dT%H").to_string(),
+            "2026-12-03T10"
+        );
+    }
+
+    #[test]
+    fn a_bad_tidings_now_is_refused_with_its_value() {
+        let error = from_env(Some("tomorrow")).expect_err("not an instant");
+        assert!(
+            error.to_string().contains("TIDINGS_NOW=\"tomorrow\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn without_tidings_now_the_clock_is_the_system_clock() {
+        let clock = from_env(None).expect("the system clock");
+        assert!(format!("{clock:?}").contains("SystemClock"));
+    }
+}

@@ -86,7 +86,21 @@ pub async fn run(
 ) -> Result<()> {
     info!(config = %loaded.origin, "starting");
     let listener = web::listen_for_serve(loaded.config.server.listen, ready_file)?;
-    run_on(Arc::new(loaded.config), clock, listener, wait_for_signal()).await
+    let mut config = loaded.config;
+    if let Ok(bound) = listener.local_addr() {
+        take_bound_port(&mut config.site.base_url, bound.port());
+    }
+    run_on(Arc::new(config), clock, listener, wait_for_signal()).await
+}
+
+/// A `site.base_url` on port 0 (as derived from `server.listen` on port 0)
+/// names the port the system chose instead, so links in mail reach this
+/// daemon. Any other base URL is left as configured.
+fn take_bound_port(base_url: &mut url::Url, bound: u16) {
+    if base_url.port() == Some(0) {
+        // Setting a port fails only for URLs without a host, which base_url always has.
+        let _ = base_url.set_port(Some(bound));
+    }
 }
 
 /// Run the daemon on `listener` until `shutdown` resolves (tests pass their own).
@@ -359,4 +373,19 @@ async fn wait_for_signal() {
         () = terminate => {}
     }
     info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_bound_port;
+
+    #[test]
+    fn a_base_url_on_port_0_takes_the_bound_port_and_any_other_is_kept() {
+        let mut derived = url::Url::parse("http://127.0.0.1:0/").expect("a URL");
+        take_bound_port(&mut derived, 41234);
+        assert_eq!(derived.as_str(), "http://127.0.0.1:41234/");
+        let mut configured = url::Url::parse("https://feeds.example.org/lib/").expect("a URL");
+        take_bound_port(&mut configured, 41234);
+        assert_eq!(configured.as_str(), "https://feeds.example.org/lib/");
+    }
 }

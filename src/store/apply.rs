@@ -117,7 +117,7 @@ impl Store {
     /// Waits until no run is being applied: takes and releases the
     /// store_meta row that `apply` holds while it stamps and writes events.
     /// Events committed after this returns are stamped after it.
-    pub(crate) async fn wait_for_ingests(&self) -> Result<(), StoreError> {
+    pub async fn wait_for_ingests(&self) -> Result<(), StoreError> {
         let action = "wait for ingest runs in progress";
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action))?;
         hold_store_meta(&mut tx)

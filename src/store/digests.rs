@@ -213,7 +213,7 @@ impl Store {
 
     /// Resources (not withdrawn) with a new, reappeared or changed event in
     /// (`after`, `until`], one per resource, by their latest event.
-    pub(crate) async fn window_events(
+    pub async fn window_events(
         &self,
         after: DateTime<Utc>,
         until: DateTime<Utc>,

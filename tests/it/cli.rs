@@ -312,3 +312,29 @@ async fn two_ingest_processes_at_once_record_each_event_once() {
     })
     .await;
 }
+
+/// `TIDINGS_NOW` starts a command's clock at the instant it names, says so
+/// on stderr, and a value that is not an instant is a usage error.
+#[tokio::test]
+async fn tidings_now_starts_the_clock_at_its_instant_and_warns() {
+    let db = tempfile::tempdir().unwrap();
+    let app = TestApp::new(
+        &format!("sqlite://{}", db.path().join("t.db").display()),
+        "",
+    );
+    let out = app.run_env(&["ingest"], &[("TIDINGS_NOW", "2031-05-06T07:08:00Z")]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TIDINGS_NOW is set"), "{stderr}");
+    let runs = app.json(&["runs", "list", "--json"]);
+    let finished = runs[0]["finished_at"].as_str().unwrap();
+    assert!(finished.starts_with("2031-05-06T07:08:"), "{runs}");
+
+    let bad = app.run_env(&["ingest"], &[("TIDINGS_NOW", "next tuesday")]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("TIDINGS_NOW=\"next tuesday\" is not an RFC 3339 instant"),
+        "{stderr}"
+    );
+}

@@ -99,15 +99,13 @@ async fn drive(db: Db, start: DateTime<Utc>, end: DateTime<Utc>) -> Runs {
     Runs::read(&store).await
 }
 
-/// Waits until every loop is asleep and has stayed so for a moment (a loop
-/// that just woke is off the register at once, so a full count is settled).
+/// Waits until every loop is asleep on the clock. The count is exact, with
+/// no need to let it settle: these loops sleep only on the clock (or until
+/// stopped), and a sleeper whose instant `set` reaches is off the register
+/// before `set` returns, so a full register means none is running or about to.
 async fn all_asleep(clock: &FixedClock) {
-    wait_until(Duration::from_secs(30), || async {
-        if clock.sleeping() != LOOPS {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        clock.sleeping() == LOOPS
+    wait_until(Duration::from_secs(30), || {
+        std::future::ready(clock.sleeping() == LOOPS)
     })
     .await;
 }

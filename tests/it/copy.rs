@@ -35,15 +35,11 @@ async fn a_copied_database_serves_the_same_feeds_and_resumes_where_it_was() {
         assert_eq!(list(&source), list(&moved), "same resources, ids and times");
         source.run_ok(&["feeds", "write", "out"]);
         moved.run_ok(&["feeds", "write", "out"]);
-        // The two apps differ only in their port, which is in base_url.
-        let (from, to) = (
-            format!("127.0.0.1:{}/", source.port),
-            format!("127.0.0.1:{}/", moved.port),
-        );
+        // Neither app serves, so both sign with the same base URL.
         for file in ["all.rss", "all.atom", "leaflets.atom", "feeds.opml"] {
             let a = std::fs::read_to_string(source.path(&format!("out/{file}"))).unwrap();
             let b = std::fs::read_to_string(moved.path(&format!("out/{file}"))).unwrap();
-            assert!(a.replace(&from, &to) == b, "{file} differs after the copy");
+            assert!(a == b, "{file} differs after the copy");
         }
 
         let before = site.log_lines().len();

@@ -217,11 +217,8 @@ async fn issue_19_cookies_are_http_only_strict_scoped_and_secure_on_https() {
         "not Secure on http: {attributes:?}"
     );
     let app = TestApp::new("sqlite://tidings.db", "");
-    let https = format!(
-        "[site]\nbase_url = \"https://library.example/news/\"\n[database]\nurl = \"sqlite://tidings.db\"\n\
-         [server]\nlisten = \"127.0.0.1:{}\"\n",
-        app.port
-    );
+    let https = "[site]\nbase_url = \"https://library.example/news/\"\n[database]\nurl = \"sqlite://tidings.db\"\n\
+         [server]\nlisten = \"127.0.0.1:0\"\n";
     std::fs::write(app.path("tidings.toml"), https).unwrap();
     let _served = app.serve().await;
     let secure = http().get(app.url("/")).send().await.unwrap();
@@ -237,7 +234,13 @@ async fn issue_19_cookies_are_http_only_strict_scoped_and_secure_on_https() {
 /// `tidings --log-format json serve` in `app`'s folder, its stderr lines sent to the receiver.
 fn serve_with_json_logs(app: &TestApp) -> (std::process::Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tidings"))
-        .args(["--log-format", "json", "serve"])
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--ready-file",
+            &app.ready_file(),
+        ])
         .current_dir(app.path(""))
         .env_remove("TIDINGS_CONFIG")
         .env("RUST_LOG", "info")
@@ -285,14 +288,7 @@ async fn issue_19_each_request_is_logged_in_its_span_with_route_and_status() {
     std::fs::create_dir(app.path("templates")).unwrap();
     std::fs::write(app.path("templates/index.html"), "{% if %}").unwrap();
     let (mut child, lines) = serve_with_json_logs(&app);
-    wait_until(Duration::from_secs(30), || async {
-        http()
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    })
-    .await;
+    app.attach(&mut child).await;
     let feed = http()
         .get(app.url("/feeds/nosuch.rss?token=secret"))
         .send()

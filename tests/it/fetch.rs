@@ -464,9 +464,9 @@ async fn issue_13_a_truncated_body_is_retried_then_kept_marked_incomplete() {
 
 #[tokio::test]
 async fn a_refused_connection_is_a_connect_error() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = Url::parse(&format!("http://{}/lib", listener.local_addr().unwrap())).unwrap();
-    drop(listener);
+    // Held, bound and not listening: refused, and no other process can take it.
+    let (_held, port) = crate::support::refusing_port();
+    let url = Url::parse(&format!("http://127.0.0.1:{port}/lib")).unwrap();
     let mut policy = FetchPolicy::new(CONTACT, vec![url.origin()]);
     policy.retry_base = Duration::from_millis(10);
     policy.max_retries = 1;

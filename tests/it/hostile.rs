@@ -206,7 +206,7 @@ async fn slow_and_idle_connections_are_shed_while_a_reader_polls() {
     );
     app.run_ok(&["ingest"]);
     let _served = app.serve().await;
-    let port = app.port;
+    let port = app.port();
 
     // Headers trickled in slowly are cut off at the header timeout.
     let opened = Instant::now();

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use crate::support::app::TestApp;
 use crate::support::consumers::feedparser;
 use crate::support::db::on_every_backend;
-use crate::support::http;
+use crate::support::{get_text, http};
 
 const LIBRARY_SIZE: usize = 120;
 
@@ -62,9 +62,7 @@ async fn walk(app: &TestApp, start: &str) -> Vec<Vec<String>> {
     let mut pages = Vec::new();
     let mut next = Some(start.to_owned());
     while let Some(path) = next {
-        let response = http().get(app.url(&path)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-        let html = response.text().await.unwrap();
+        let html = get_text(&app.url(&path), 200).await;
         pages.push(listed_ids(&html));
         next = next_href(&html);
         assert!(pages.len() <= 10, "more pages than the library holds");
@@ -75,7 +73,7 @@ async fn walk(app: &TestApp, start: &str) -> Vec<Vec<String>> {
 /// Ids of the current resources as the JSON API lists them.
 async fn api_ids(app: &TestApp, query: &str) -> BTreeSet<String> {
     let url = app.url(&format!("/api/resources{query}"));
-    let text = http().get(url).send().await.unwrap().text().await.unwrap();
+    let text = get_text(&url, 200).await;
     let list: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
     list.iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())

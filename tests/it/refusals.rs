@@ -262,8 +262,8 @@ async fn greylisted_recipients_are_retried_without_alerting_anyone() {
 #[tokio::test]
 async fn a_relay_down_then_up_raises_one_alert_and_one_recovery_last() {
     on_every_backend(|db| async move {
-        // Nothing listens on the relay's port yet.
-        let port = crate::support::app::free_port();
+        // The configured relay refuses connections: its port is held, unlistened.
+        let (_down, port) = crate::support::refusing_port();
         let url = format!("smtp://127.0.0.1:{port}");
         let extra = "alert_after_failed_sends = 3\nadmins = [\"ops@tht.example\"]\n";
         let app = TestApp::new(&db.url, &smtp_config(&url, extra));
@@ -273,9 +273,12 @@ async fn a_relay_down_then_up_raises_one_alert_and_one_recovery_last() {
         app.run_ok(&["ingest"]);
         let down = app.run(&["digest", "send", "--now"]);
         assert_eq!(down.status.code(), Some(1), "nothing could be sent");
-        let sink = Maildir::start_on(port);
+        // The relay is back (at its new address, as TIDINGS_SMTP_URL says).
+        let sink = Maildir::start();
+        let up = [("TIDINGS_SMTP_URL", sink.url())];
+        let up: Vec<(&str, &str)> = up.iter().map(|(k, v)| (*k, v.as_str())).collect();
         crate::support::app::wait_until(std::time::Duration::from_secs(60), || async {
-            app.run(&["digest", "send"]);
+            app.run_env(&["digest", "send"], &up);
             sink.count() >= 8
         })
         .await;
@@ -288,7 +291,7 @@ async fn a_relay_down_then_up_raises_one_alert_and_one_recovery_last() {
             "one raise, then one recovery, which is the last word"
         );
         assert_eq!(sink.count(), 8, "six digests and two alerts");
-        app.run(&["digest", "send"]);
+        app.run_env(&["digest", "send"], &up);
         assert_eq!(sink.count(), 8, "nothing more");
     })
     .await;

@@ -11,9 +11,9 @@ use tidings::store::Store;
 
 use crate::support::app::{Served, TestApp, wait_until};
 use crate::support::db::Db;
-use crate::support::http;
 use crate::support::postgres::on_postgres;
 use crate::support::smtp::{Maildir, an_alert, header};
+use crate::support::{get_text, http};
 
 const SUBSCRIBERS: usize = 1000;
 /// The counter of messages a process handed to the server and saw accepted.
@@ -56,8 +56,7 @@ async fn two_replicas(
 
 /// The sum of the series of `/metrics` whose line starts with `prefix`.
 async fn metric(app: &TestApp, prefix: &str) -> f64 {
-    let response = http().get(app.url("/metrics")).send().await.unwrap();
-    let text = response.text().await.unwrap();
+    let text = get_text(&app.url("/metrics"), 200).await;
     text.lines()
         .filter(|l| l.starts_with(prefix))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
@@ -234,7 +233,7 @@ async fn two_serve_replicas_send_1000_subscribers_exactly_one_digest() {
             assert!(
                 answers_healthz(app).await,
                 "replica on {} is down",
-                app.port
+                app.port()
             );
         }
         let sent = [metric(&apps[0], SENT).await, metric(&apps[1], SENT).await];
@@ -411,9 +410,7 @@ async fn served_feeds(app: &TestApp) -> Vec<String> {
     .await;
     let mut bodies = Vec::new();
     for path in FEEDS {
-        let response = http().get(app.url(path)).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{path}");
-        bodies.push(response.text().await.unwrap());
+        bodies.push(get_text(&app.url(path), 200).await);
     }
     bodies
 }
@@ -519,8 +516,8 @@ async fn db_copy_then_serve_on_postgres_sends_no_digest_again() {
         assert_eq!(metric(&moved, SENT).await, 0.0);
 
         let (from, to) = (
-            format!("127.0.0.1:{}", single.port),
-            format!("127.0.0.1:{}", moved.port),
+            format!("127.0.0.1:{}", single.port()),
+            format!("127.0.0.1:{}", moved.port()),
         );
         for (path, (a, b)) in FEEDS.iter().zip(sqlite_feeds.iter().zip(&postgres_feeds)) {
             assert!(a.replace(&from, &to) == *b, "{path} differs after the move");

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;
 use crate::support::smtp::{Maildir, an_alert, smtp_config};
-use crate::support::{consumers, http};
+use crate::support::{consumers, get_text, http};
 
 async fn get(url: &str) -> reqwest::Response {
     http()
@@ -216,7 +216,7 @@ async fn serve_picks_up_what_another_process_ingested() {
 
 /// Every feed the OPML list names (RSS), and its Atom twin, by file name, with its ETag.
 async fn feed_etags(app: &TestApp) -> std::collections::BTreeMap<String, String> {
-    let opml = get(&app.url("/feeds.opml")).await.text().await.unwrap();
+    let opml = get_text(&app.url("/feeds.opml"), 200).await;
     let mut names = Vec::new();
     for url in opml.split("xmlUrl=\"").skip(1) {
         let url = &url[..url.find('"').unwrap()];
@@ -404,6 +404,9 @@ type Env<'a> = &'a [(&'a str, &'a str)];
 #[tokio::test]
 async fn serve_listens_where_told_and_writes_the_bound_address() {
     let app = TestApp::new("sqlite://tidings.db", "");
+    // The config names a port held here: only the override can be served.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    app.set_listen(held.local_addr().unwrap());
     let cases: [(&[&str], Env); 2] = [
         (
             &["serve", "--listen", "127.0.0.1:0", "--ready-file", "ready"],
@@ -426,7 +429,7 @@ async fn serve_listens_where_told_and_writes_the_bound_address() {
         assert!(written.ends_with('\n'), "{written:?}");
         assert_eq!(bound.ip().to_string(), "127.0.0.1");
         assert!(
-            bound.port() != 0 && bound.port() != app.port,
+            bound.port() != 0 && bound != held.local_addr().unwrap(),
             "not the config's port: {bound}"
         );
         wait_for_health(&format!("http://{bound}/healthz")).await;
@@ -449,11 +452,12 @@ async fn wait_for_health(url: &str) {
 #[tokio::test]
 async fn an_address_in_use_names_the_options_that_change_it() {
     let app = TestApp::new("sqlite://tidings.db", "");
-    let _held = std::net::TcpListener::bind(("127.0.0.1", app.port)).unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    app.set_listen(held.local_addr().unwrap());
     let other_held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let other = other_held.local_addr().unwrap().to_string();
     for (args, address) in [
-        (vec!["serve"], format!("127.0.0.1:{}", app.port)),
+        (vec!["serve"], held.local_addr().unwrap().to_string()),
         (vec!["serve", "--listen", other.as_str()], other.clone()),
     ] {
         let out = app.run(&args);

@@ -624,3 +624,109 @@ async fn every_sqlite_connection_is_wal_with_synchronous_normal() {
         assert_eq!(sync, 1);
     }
 }
+
+/// A clock whose first reading, which `apply` takes after it holds the
+/// store_meta row, waits until the test releases it: an apply caught in
+/// the middle of its transaction, with its events about to be stamped.
+#[derive(Debug)]
+struct HeldApply {
+    at: DateTime<Utc>,
+    gate: std::sync::Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            std::sync::mpsc::Receiver<()>,
+        )>,
+    >,
+}
+
+impl tidings::clock::Clock for HeldApply {
+    fn now(&self) -> DateTime<Utc> {
+        if let Some((holding, release)) = self.gate.lock().unwrap().take() {
+            let _ = holding.send(());
+            // Hands this worker's other tasks to another thread while it waits.
+            let _ = tokio::task::block_in_place(|| release.recv());
+        }
+        self.at
+    }
+
+    fn sleep_until(&self, _at: DateTime<Utc>) -> tidings::clock::Sleep<'_> {
+        unreachable!("apply never sleeps")
+    }
+}
+
+/// Whether some session of `store`'s PostgreSQL database waits for a lock
+/// in a statement that updates store_meta (what `wait_for_ingests` runs).
+async fn waits_for_store_meta(store: &Store) -> bool {
+    sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND query LIKE 'UPDATE store_meta%'",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+        > 0
+}
+
+/// A digest reads its window only after `wait_for_ingests`, which must not
+/// return while an apply is between taking store_meta and committing, or
+/// the events that apply stamps before the period's instant would be missed
+/// by the window. On PostgreSQL the waiter is seen blocked on the store_meta
+/// row lock; on SQLite it waits out sqlx's busy timeout (5 s) and reports the
+/// database locked. After the commit it returns, and the events are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wait_for_ingests_does_not_return_while_an_apply_is_in_progress() {
+    on_every_backend(|db| async move {
+        let store = db.migrated().await;
+        let waiter = db.open_another().await;
+        let (holding_tx, holding) = tokio::sync::oneshot::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let clock = HeldApply {
+            at: at(5),
+            gate: std::sync::Mutex::new(Some((holding_tx, release_rx))),
+        };
+        let snapshot = [observed("Stamped while held", None, "text", "Leaflets")];
+        let applying = {
+            let store = store.clone();
+            let state = store.stored_for_reconcile(SOURCE, &[]).await.unwrap();
+            let set = reconcile(&state.stored, &snapshot, &ReconcileOptions::default());
+            tokio::spawn(async move { store.apply(SOURCE, &set, 1, state.run_seq, &clock).await })
+        };
+        holding
+            .await
+            .expect("the apply reads the clock while holding store_meta");
+
+        let waiting = tokio::spawn({
+            let waiter = waiter.clone();
+            async move { waiter.wait_for_ingests().await }
+        });
+        if store.backend() == tidings::store::Backend::Postgres {
+            crate::support::app::wait_until(std::time::Duration::from_secs(30), || async {
+                assert!(
+                    !waiting.is_finished(),
+                    "wait_for_ingests returned while an apply held store_meta"
+                );
+                waits_for_store_meta(&store).await
+            })
+            .await;
+            release.send(()).unwrap();
+            applying.await.unwrap().expect("the apply commits");
+            waiting
+                .await
+                .unwrap()
+                .expect("returns once the apply committed");
+        } else {
+            let result = waiting.await.unwrap();
+            let error =
+                result.expect_err("wait_for_ingests returned while an apply held store_meta");
+            assert!(error.to_string().contains("locked"), "{error}");
+            release.send(()).unwrap();
+            applying.await.unwrap().expect("the apply commits");
+            let waited = waiter.wait_for_ingests().await;
+            waited.expect("returns once the apply committed");
+        }
+        let events = waiter.window_events(at(4), at(6)).await.unwrap();
+        let titles: Vec<&str> = events.iter().map(|e| e.resource.title.as_str()).collect();
+        assert_eq!(titles, ["Stamped while held"]);
+    })
+    .await;
+}

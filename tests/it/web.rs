@@ -9,8 +9,8 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
 use crate::support::app::{Served, TestApp, wait_until};
 use crate::support::db::on_every_backend;
-use crate::support::http;
 use crate::support::smtp::{Maildir, header, smtp_config};
+use crate::support::{get_text, http};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -127,9 +127,7 @@ async fn an_address_subscribed_twice_gets_one_confirmation_and_the_same_page() {
         assert_eq!(header(m, "to"), "Reader@example.org");
         let text = m["text"].as_str().unwrap();
         let link = text.lines().find(|l| l.contains("/confirm/")).unwrap().trim().to_owned();
-        let page = http().get(&link).send().await.unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
-        assert!(page.text().await.unwrap().contains("Subscription confirmed"));
+        assert!(get_text(&link, 200).await.contains("Subscription confirmed"));
         let list = app.json(&["subscribers", "list", "--json"]);
         assert_eq!(list[0]["status"], "confirmed");
         assert_eq!(list[0]["frequency"], "daily");

@@ -1,17 +1,18 @@
 //! A real headless Chromium (Debian's) driven through `chromedriver`'s
 //! WebDriver HTTP API with reqwest: a handful of commands, no client crate
 //! (fantoccini would pull in a second TLS stack). Screenshots go to
-//! `target/test-artifacts/`. chromedriver is killed when dropped.
+//! `target/test-artifacts/`. chromedriver binds a port of its own choosing
+//! and says which. Chromium's profile and temporary files live in one
+//! folder of the test's, removed with the browser once chromedriver's
+//! process group is killed.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::app::{free_port, wait_until};
 use super::http;
 
 /// The W3C key of an element reference.
@@ -21,28 +22,28 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub struct Browser {
     driver: Child,
     base: String,
-    _profile: tempfile::TempDir,
+    /// `profile/` (Chromium's `--user-data-dir`) and `tmp/` (`TMPDIR` of
+    /// chromedriver and Chromium, where Chromium puts its singleton files).
+    _scratch: tempfile::TempDir,
 }
 
 impl Browser {
     /// Start chromedriver and a headless Chromium session.
     pub async fn start() -> Self {
-        let port = free_port();
+        let scratch = tempfile::tempdir().expect("browser scratch dir");
+        let (profile, tmp) = (scratch.path().join("profile"), scratch.path().join("tmp"));
+        std::fs::create_dir(&tmp).expect("browser tmp dir");
         // Its own process group, so dropping the browser ends Chromium too.
-        let driver = Command::new("/usr/bin/chromedriver")
+        let mut driver = Command::new("/usr/bin/chromedriver")
             .process_group(0)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .arg("--port=0")
+            .env("TMPDIR", &tmp)
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts (package chromium-driver)");
+        let port = started_on(&mut driver);
         let root = format!("http://127.0.0.1:{port}");
-        let status = format!("{root}/status");
-        wait_until(Duration::from_secs(20), || async {
-            http().get(&status).send().await.is_ok()
-        })
-        .await;
-        let profile = tempfile::tempdir().expect("profile dir");
         let args = [
             "--headless",
             "--no-sandbox",
@@ -54,7 +55,7 @@ impl Browser {
             "--window-size=1024,1400",
         ];
         let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.push(format!("--user-data-dir={}", profile.display()));
         let caps = json!({ "capabilities": { "alwaysMatch": { "browserName": "chrome",
             "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args } } } });
         let created = call(&format!("{root}/session"), Some(caps)).await;
@@ -65,7 +66,7 @@ impl Browser {
         Self {
             driver,
             base: format!("{root}/session/{id}"),
-            _profile: profile,
+            _scratch: scratch,
         }
     }
 
@@ -217,9 +218,32 @@ impl Browser {
     }
 }
 
+/// The port chromedriver says it listens on ("ChromeDriver was started
+/// successfully on port N."), once it does; its later output is drained.
+fn started_on(driver: &mut Child) -> u16 {
+    use std::io::BufRead as _;
+    const STARTED: &str = "started successfully on port ";
+    let stdout = driver
+        .stdout
+        .take()
+        .expect("chromedriver's stdout is piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let port = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let (_, port) = line.split_once(STARTED)?;
+            port.trim_end_matches('.').parse().ok()
+        })
+        .expect("chromedriver says which port it listens on");
+    std::thread::spawn(move || lines.for_each(drop));
+    port
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
-        // chromedriver's group holds the Chromium processes it started.
+        // chromedriver's group holds the Chromium processes it started;
+        // the scratch folder, with everything they wrote, goes after them.
         let group = format!("-{}", self.driver.id());
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.wait();

@@ -1,14 +1,12 @@
 //! `FixtureSite`: the static Tower Hamlets Together style library in
 //! `tests/fixtures/tht-site`, served on loopback by its own `serve.py` (ETag,
 //! Last-Modified, 304s, and a version that can be switched while running).
-//! Its request log tells tests which pages were fetched and how.
+//! Its request log tells tests which pages were fetched and how. It binds a
+//! port of its own choosing and prints it.
 
 use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use super::app::free_port;
 
 /// A running fixture server, stopped on drop.
 pub struct FixtureSite {
@@ -21,22 +19,16 @@ pub struct FixtureSite {
 impl FixtureSite {
     /// Serve `version` (`v1`, `v2`, `v3-broken`).
     pub fn start(version: &str) -> Self {
-        let port = free_port();
         let log = tempfile::NamedTempFile::new().expect("log file");
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .arg("tests/fixtures/tht-site/serve.py")
             .arg(version)
-            .arg("--port")
-            .arg(port.to_string())
-            .stdout(Stdio::null())
+            .args(["--port", "0"])
+            .stdout(Stdio::piped())
             .stderr(log.reopen().expect("log file reopens"))
             .spawn()
             .expect("python3 runs serve.py");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "fixture site did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let port = super::printed_port(&mut child, "the fixture site");
         Self { child, log, port }
     }
 

@@ -1,11 +1,12 @@
 //! `PrivatePg`: a PostgreSQL server of the test's own, in a temporary
 //! folder on a free port, that a test may stop and start without touching
 //! the shared server other tests use. Needs root (initdb runs as `postgres`).
+//! PostgreSQL cannot be told to take any free port and report it, so this is
+//! the one place a port is picked before the server binds it
+//! (`unclaimed_port`).
 
 use std::path::PathBuf;
 use std::process::Command;
-
-use super::app::free_port;
 
 /// A throwaway PostgreSQL cluster; stopped and removed on drop.
 pub struct PrivatePg {
@@ -42,7 +43,7 @@ impl PrivatePg {
         let pg = Self {
             dir,
             bin,
-            port: free_port(),
+            port: unclaimed_port(),
         };
         pg.up();
         pg
@@ -114,4 +115,13 @@ fn as_postgres(command: &mut Command, switch_user: bool) {
         "{command:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A port nothing listens on at this moment. PostgreSQL needs its port
+/// before it starts and has no way to report a port the system picked, so
+/// its port is chosen here; another process could take it before the
+/// server binds it, and `up` would then fail and say so.
+fn unclaimed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
 }

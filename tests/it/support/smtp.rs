@@ -1,16 +1,13 @@
 //! Real SMTP servers on loopback: aiosmtpd writing a Maildir (for content),
-//! and Postfix's `smtp-sink` (for 4xx, 5xx, stalls and throughput). Each runs
-//! on a free port and is killed when dropped. Received messages are parsed
+//! and Postfix's `smtp-sink` (for 4xx, 5xx, stalls and throughput). Each binds
+//! a port of the system's choosing (port 0) and is killed when dropped. Received messages are parsed
 //! by Python's `email` package, a mail parser independent of lettre.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use super::app::free_port;
 
 /// Parses every message file under the folders given, printing JSON: one
 /// object per message with its headers (decoded), text and HTML parts.
@@ -80,42 +77,44 @@ pub fn count_files(folder: &Path) -> usize {
         .sum()
 }
 
-fn wait_for_port(port: u16, child: &mut Child) {
+/// The port process `child` listens on, once it does: smtp-sink binds port
+/// 0 when told to but does not say which port it got, so it is read from
+/// `/proc` (the listening TCP socket among the process's open files).
+fn listening_port(child: &mut Child) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        if let Some(port) = proc_listening_port(child.id()) {
+            return port;
+        }
         if let Ok(Some(status)) = child.try_wait() {
             panic!("SMTP server exited early: {status}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "SMTP server did not listen on {port}"
-        );
+        assert!(Instant::now() < deadline, "SMTP server did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// An aiosmtpd handler: the Maildir handler, refusing `RCPT TO` for
-/// addresses that match a line of the `rules` file beside the Maildir
-/// (`PATTERN REPLY`, fnmatch patterns), read at each command so a test can
-/// change the server's mind.
-const RULED_HANDLER: &str = r#"
-import fnmatch, os
-from aiosmtpd.handlers import Mailbox
-
-class Ruled(Mailbox):
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        rules = os.path.join(os.path.dirname(str(self.mail_dir)), 'rules')
-        try:
-            lines = open(rules).read().splitlines()
-        except FileNotFoundError:
-            lines = []
-        for line in lines:
-            pattern, _, reply = line.partition(' ')
-            if pattern and fnmatch.fnmatch(address, pattern):
-                return reply
-        envelope.rcpt_tos.append(address)
-        return '250 OK'
-"#;
+/// The local port of a listening IPv4 TCP socket that process `pid` holds.
+fn proc_listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    // Columns: sl local_address rem_address st ... inode (the tenth).
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let listening = fields.get(3) == Some(&"0A");
+        let ours = fields.get(9).is_some_and(|i| inodes.iter().any(|o| o == i));
+        let port = fields.get(1)?.rsplit(':').next()?;
+        (listening && ours).then(|| u16::from_str_radix(port, 16).ok())?
+    })
+}
 
 /// aiosmtpd with its Maildir handler.
 pub struct Maildir {
@@ -126,14 +125,14 @@ pub struct Maildir {
 }
 
 impl Maildir {
-    /// Start a server on a free port.
+    /// Start a server on a port of its choosing.
     pub fn start() -> Self {
-        Self::start_with("aiosmtpd.handlers.Mailbox")
+        Self::start_with(false)
     }
 
     /// Start a server that refuses recipients as `set_rules` says.
     pub fn start_with_rules() -> Self {
-        Self::start_with("ruled_handler.Ruled")
+        Self::start_with(true)
     }
 
     /// Refuse `RCPT TO` for addresses matching a line's pattern with that
@@ -142,28 +141,21 @@ impl Maildir {
         std::fs::write(self.dir.path().join("rules"), rules).expect("rules written");
     }
 
-    /// Start a server on `port`, e.g. one a relay URL already names.
-    pub fn start_on(port: u16) -> Self {
-        Self::start_with_on("aiosmtpd.handlers.Mailbox", port)
-    }
-
-    fn start_with(handler: &str) -> Self {
-        Self::start_with_on(handler, free_port())
-    }
-
-    fn start_with_on(handler: &str, port: u16) -> Self {
+    fn start_with(ruled: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("ruled_handler.py"), RULED_HANDLER).expect("handler");
-        let mut child = Command::new("/usr/bin/python3")
-            .env("PYTHONPATH", dir.path())
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", handler])
-            .arg(dir.path().join("Maildir"))
-            .stdout(Stdio::null())
+        let mut command = Command::new("/usr/bin/python3");
+        command
+            .arg("tests/fixtures/smtp_maildir.py")
+            .arg(dir.path().join("Maildir"));
+        if ruled {
+            command.arg("--rules").arg(dir.path().join("rules"));
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd starts (package python3-aiosmtpd)");
-        wait_for_port(port, &mut child);
+        let port = super::printed_port(&mut child, "the SMTP server (smtp_maildir.py)");
         Self { child, dir, port }
     }
 
@@ -204,7 +196,7 @@ pub struct SmtpSink {
 }
 
 impl SmtpSink {
-    /// Start `smtp-sink OPTIONS 127.0.0.1:PORT 256`, dumping each message into a folder.
+    /// Start `smtp-sink OPTIONS 127.0.0.1:0 256`, dumping each message into a folder.
     pub fn start(options: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         // The sink drops to `nobody`, who must be able to write its dumps.
@@ -212,18 +204,17 @@ impl SmtpSink {
         std::fs::create_dir(&dumps).expect("dump folder");
         set_mode(&dumps, 0o777);
         set_mode(dir.path(), 0o755);
-        let port = free_port();
         let mut child = Command::new("smtp-sink")
             .args(["-u", "nobody", "-d"])
             .arg(dumps.join("%Y%m%d%H%M%S."))
             .args(options)
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .arg("256")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("smtp-sink starts (package postfix)");
-        wait_for_port(port, &mut child);
+        let port = listening_port(&mut child);
         Self { child, dir, port }
     }
 
