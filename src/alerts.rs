@@ -16,11 +16,11 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::mail::MailError;
 use crate::mail::compose::{Outgoing, Sender};
-use crate::render::Templates;
+use crate::render::{Templates, escape_html};
 use crate::store::{NewMessage, Store};
 
 /// The name of the alert about failing mail (sources' are `source:NAME`).
-pub const MAIL_ALERT: &str = "mail";
+pub(crate) const MAIL_ALERT: &str = "mail";
 
 /// Sends alerts about failing sources and failing mail to the configured admins.
 pub struct Alerts {
@@ -89,7 +89,12 @@ impl Alerts {
 
     /// After a run of `source`: raise its alert once it has failed often
     /// enough, clear it after a success. Problems are logged, never fatal.
-    pub async fn after_source_run(&self, source: &str, error: Option<&str>, now: DateTime<Utc>) {
+    pub(crate) async fn after_source_run(
+        &self,
+        source: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
         if let Err(e) = self.check(source, error, now).await {
             warn!(source = %source, error = %e, "could not process the source's alert");
         }
@@ -122,7 +127,7 @@ impl Alerts {
 
     /// After run `run_id` of `source` was held: email the admins, once while
     /// any run of the source stays held (alert `held:NAME`). Logged, never fatal.
-    pub async fn after_held_run(
+    pub(crate) async fn after_held_run(
         &self,
         source: &str,
         run_id: i64,
@@ -146,7 +151,7 @@ impl Alerts {
 
     /// After a held run of `source` was accepted or rejected: once none is
     /// left held, clear its alert without an email (a person just acted on it).
-    pub async fn after_release(&self, source: &str, now: DateTime<Utc>) {
+    pub(crate) async fn after_release(&self, source: &str, now: DateTime<Utc>) {
         let cleared = match self.store.held_count(source).await {
             Ok(0) => self.store.clear_alert(&format!("held:{source}"), now).await,
             Ok(_) => Ok(false),
@@ -158,13 +163,13 @@ impl Alerts {
     }
 
     /// Failed sends in a row that raise the mail alert.
-    pub fn failed_sends_threshold(&self) -> u64 {
+    pub(crate) fn failed_sends_threshold(&self) -> u64 {
         self.failed_sends_threshold
     }
 
     /// After `failures` sends in a row failed (`error` the last reason): raise
     /// the mail alert once they reach `mail.alert_after_failed_sends`. Logged, never fatal.
-    pub async fn after_failed_sends(&self, failures: u64, error: &str, now: DateTime<Utc>) {
+    pub(crate) async fn after_failed_sends(&self, failures: u64, error: &str, now: DateTime<Utc>) {
         if failures < self.failed_sends_threshold {
             return;
         }
@@ -175,7 +180,7 @@ impl Alerts {
     }
 
     /// After sends went through: clear the mail alert if it is raised.
-    pub async fn after_sent(&self, now: DateTime<Utc>) {
+    pub(crate) async fn after_sent(&self, now: DateTime<Utc>) {
         let view = self.mail_view(false, 0, "");
         if let Err(e) = self.clear(MAIL_ALERT, &view, now).await {
             warn!(error = %e, "could not clear the mail alert");
@@ -270,10 +275,4 @@ impl Alerts {
         }
         Ok(())
     }
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

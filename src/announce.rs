@@ -5,7 +5,7 @@
 //! once unless forced. Used by `tidings announce`, the API, the admin page and,
 //! for categories with `announce = true`, by ingest. Sending is the outbox's.
 
-use crate::mail::kit::MailKit;
+use crate::mail::kit::{ItemView, MailKit};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,12 +14,12 @@ use tracing::{info, warn};
 use crate::mail::MailError;
 use crate::mail::compose::{Outgoing, subject_line};
 use crate::mail::token::random_hex;
-use crate::model::{CategorySlug, Resource, ResourceId};
-use crate::store::{Announcement, NewAnnouncement, NewMessage, Route, StoreError};
-use crate::views::{date_text, excerpt, rfc3339};
+use crate::model::{CategorySlug, Resource, ResourceId, Route};
+use crate::store::{Announcement, NewAnnouncement, NewMessage, StoreError};
+use crate::views::rfc3339;
 
 /// Longest note from the comms team, in characters.
-pub const MAX_MESSAGE: usize = 2000;
+pub(crate) const MAX_MESSAGE: usize = 2000;
 
 /// Why an announcement was not made.
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +221,7 @@ impl Announcer {
     /// Announces each of `new` (resources first seen in one ingest run) whose
     /// category has `announce = true`, once; returns how many were announced.
     /// Failures are logged: the ingest run itself has succeeded.
-    pub async fn announce_new(
+    pub(crate) async fn announce_new(
         &self,
         new: &[(ResourceId, CategorySlug)],
         now: DateTime<Utc>,
@@ -257,7 +257,7 @@ impl Announcer {
     async fn recipients(
         &self,
         slug: &CategorySlug,
-    ) -> Result<Vec<crate::store::Subscriber>, StoreError> {
+    ) -> Result<Vec<crate::model::Subscriber>, StoreError> {
         let all = self.kit.store.confirmed_subscribers().await?;
         Ok(all
             .into_iter()
@@ -317,24 +317,12 @@ impl Announcer {
             subject: &subject,
             message,
             message_lines: message.map(|m| m.lines().collect()).unwrap_or_default(),
-            r: ItemView::new(resource, base.as_str()),
+            r: ItemView::new(resource, None, base),
             unsubscribe_url: self.kit.sender.unsubscribe_url(token),
             preferences_url: format!("{base}preferences/{token}"),
         };
-        let render = |name: &str| {
-            self.kit
-                .templates
-                .render(name, &view)
-                .map_err(|e| MailError::Template {
-                    name: name.to_owned(),
-                    reason: format!("{e:#}"),
-                })
-        };
-        Ok((
-            subject.clone(),
-            render("announcement.txt")?,
-            render("announcement.html")?,
-        ))
+        let (text, html) = self.kit.render_pair("announcement", &view)?;
+        Ok((subject, text, html))
     }
 }
 
@@ -368,32 +356,6 @@ struct AnnouncementView<'a> {
     r: ItemView,
     unsubscribe_url: String,
     preferences_url: String,
-}
-
-#[derive(Serialize)]
-struct ItemView {
-    title: String,
-    category: String,
-    date: Option<String>,
-    excerpt: String,
-    link: String,
-    download: Option<String>,
-}
-
-impl ItemView {
-    fn new(r: &Resource, base_url: &str) -> Self {
-        Self {
-            title: r.title.clone(),
-            category: r.category.name.clone(),
-            date: r.date.map(date_text),
-            excerpt: excerpt(&r.summary.plain_text()),
-            link: r.link.as_ref().map_or_else(
-                || format!("{base_url}resources/{}", r.id),
-                ToString::to_string,
-            ),
-            download: r.download.as_ref().map(ToString::to_string),
-        }
-    }
 }
 
 #[cfg(test)]

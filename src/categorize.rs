@@ -112,7 +112,7 @@ impl Categorizer {
     }
 
     /// The built-in rules themselves, for a config that names no categories.
-    pub fn builtin_rules() -> Vec<CategoryRule> {
+    pub(crate) fn builtin_rules() -> Vec<CategoryRule> {
         BUILTIN
             .iter()
             .map(|(name, words)| CategoryRule {

@@ -10,19 +10,19 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
-use crate::alerts::Alerts;
 use crate::categorize::Categorizer;
 use crate::clock::{self, SharedClock};
 use crate::config::{self, Config};
 use crate::ingest::{self, IngestReport};
 use crate::mail::deliver::Delivery;
+use crate::mail::kit::MailKit;
 use crate::model::{CategorySlug, ResourceId};
 use crate::publish;
-use crate::render::Templates;
 use crate::store::{ResourceFilter, Store};
 use crate::telemetry::LogFormat;
 use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
-use crate::{check, daemon};
+use crate::wiring::Signer;
+use crate::{check, daemon, wiring};
 
 mod admins;
 mod announce;
@@ -269,15 +269,9 @@ async fn db_backup_cmd(config: &Config, file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Open the configured database and apply migrations.
-pub async fn open_store(config: &Config) -> Result<Store> {
-    let shown = config::redact_url(&config.database.url);
-    // The error names the database (password masked) and why.
-    let store = Store::open(&config.database.url).await?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("could not apply migrations to {shown}"))?;
+/// Open the configured database and apply migrations, closed when the command ends.
+pub(crate) async fn open_store(config: &Config) -> Result<Store> {
+    let store = wiring::open_store(config).await?;
     OPENED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -288,9 +282,16 @@ pub async fn open_store(config: &Config) -> Result<Store> {
 /// The outbox worker for a command: the configured transport, and alerts to
 /// the admins when sends keep failing.
 pub(crate) fn delivery(store: &Store, config: &Config, clock: &SharedClock) -> Result<Delivery> {
-    let templates = Arc::new(Templates::new("templates"));
-    let alerts = Alerts::new(store.clone(), config, templates)?.map(Arc::new);
-    Ok(Delivery::new(store.clone(), &config.mail, clock.clone())?.with_alerts(alerts))
+    let alerts = wiring::alerts(store, config, wiring::templates(config))?;
+    wiring::delivery(store, config, clock, alerts)
+}
+
+/// The mail kit of a command: the signing key `tidings serve` uses, and the
+/// configured templates.
+pub(crate) async fn mail_kit(store: &Store, config: &Config) -> Result<MailKit> {
+    let config = Arc::new(config.clone());
+    let templates = wiring::templates(&config);
+    wiring::mail_kit(store, config, templates, Signer::Command).await
 }
 
 async fn ingest_cmd(
@@ -319,7 +320,7 @@ async fn ingest_cmd(
     };
     let alerts = match dry_run {
         true => None,
-        false => Alerts::new(store.clone(), config, Arc::new(Templates::new("templates")))?,
+        false => wiring::alerts(&store, config, wiring::templates(config))?,
     };
     let ctx = ingest::Context {
         store: &store,
@@ -328,7 +329,7 @@ async fn ingest_cmd(
         contact: &config.site.contact,
         dry_run,
         announcer: announcer.as_ref(),
-        alerts: alerts.as_ref(),
+        alerts: alerts.as_deref(),
     };
     let report = ingest::run_all(ctx, &sources).await;
     print_ingest(&report, json)?;

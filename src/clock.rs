@@ -145,11 +145,6 @@ impl FixedClock {
         self.0.now.send_replace(at);
     }
 
-    /// Move the clock forward by `by`.
-    pub fn advance(&self, by: chrono::Duration) {
-        self.set(self.now() + by);
-    }
-
     /// How many tasks are asleep on this clock.
     pub fn sleeping(&self) -> usize {
         self.sleepers().len()

@@ -19,18 +19,17 @@ use crate::alerts::Alerts;
 use crate::announce::Announcer;
 use crate::categorize::Categorizer;
 use crate::clock::Clock;
-use crate::config::{self, Config, Loaded, SourceConfig};
+use crate::config::{Config, Loaded, SourceConfig};
 use crate::feeds::FeedCache;
 use crate::leadership::Leadership;
 use crate::mail::deliver::Delivery;
 use crate::mail::digest::Digests;
-use crate::mail::kit::MailKit;
-use crate::mail::token::SigningKey;
-use crate::render::Templates;
+use crate::model::Frequency;
 use crate::signup::Signup;
-use crate::store::{Frequency, Store};
+use crate::store::Store;
 use crate::web::{self, AppState};
-use crate::{cli, ingest, publish};
+use crate::wiring::{self, Signer};
+use crate::{ingest, publish};
 
 /// How long shutdown waits for background tasks to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -114,7 +113,7 @@ pub async fn run_on(
     if config.site.base_url.scheme() == "http" {
         warn!(base_url = %config.site.base_url, "site.base_url is http: RFC 8058 one-click unsubscribe wants https");
     }
-    let store = cli::open_store(&config).await?;
+    let store = wiring::open_store(&config).await?;
     let publisher = Arc::new(Publisher {
         store: store.clone(),
         config: config.clone(),
@@ -123,20 +122,14 @@ pub async fn run_on(
         published_version: Mutex::new(None),
     });
     publisher.refresh_if_moved().await;
-    let templates = Arc::new(Templates::new("templates"));
-    let signing_key = SigningKey::for_daemon(&store, config::process_env("TIDINGS_SECRET")).await?;
-    let kit = MailKit::new(
-        store.clone(),
-        config.clone(),
-        templates.clone(),
-        signing_key.clone(),
-    )?;
-    let alerts = Alerts::new(store.clone(), &config, templates.clone())?.map(Arc::new);
+    let templates = wiring::templates(&config);
+    let kit = wiring::mail_kit(&store, config.clone(), templates.clone(), Signer::Daemon).await?;
+    let signing_key = kit.key.clone();
+    let alerts = wiring::alerts(&store, &config, templates.clone())?;
     let mail = Mail {
         announcer: Announcer::new(kit.clone()),
         digests: Digests::new(kit.clone()),
-        delivery: Delivery::new(store.clone(), &config.mail, clock.clone())?
-            .with_alerts(alerts.clone()),
+        delivery: wiring::delivery(&store, &config, &clock, alerts.clone())?,
         alerts,
         wake: Arc::new(Notify::new()),
     };

@@ -13,7 +13,7 @@ use crate::model::EntryDate;
 /// only), or "May 2020"; `None` for anything else, impossible dates included.
 ///
 /// A datetime gives the calendar day as written, whatever its offset.
-pub fn parse_date(text: &str) -> Option<EntryDate> {
+pub(crate) fn parse_date(text: &str) -> Option<EntryDate> {
     let text = text.trim();
     if let Some(date) = parse_iso(text) {
         return Some(date);
@@ -27,7 +27,7 @@ pub fn parse_date(text: &str) -> Option<EntryDate> {
 /// The first date phrase in a title: "Board - 17 November 2020" gives that day,
 /// "Café launch – May 2020" that month. A bare year or a year range
 /// ("2021-2024", "2022/23") is not a date.
-pub fn find_date_in_title(title: &str) -> Option<EntryDate> {
+pub(crate) fn find_date_in_title(title: &str) -> Option<EntryDate> {
     scan(title).find_map(|found| found.date)
 }
 

@@ -12,7 +12,7 @@ use crate::reconcile::{ChangeSet, FIELDS, StoredResource};
 
 /// Changed resources (or resources with one field changed) below this count
 /// never hold a run: a small source may edit most of its few items at once.
-pub const MIN_HELD_CHANGES: usize = 5;
+pub(crate) const MIN_HELD_CHANGES: usize = 5;
 
 /// The ratios of `[[sources]]` that bound a plausible run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,7 +87,7 @@ impl Assessment {
 }
 
 /// Judges `set`, reconciled for `source` against `stored`, by `limits`.
-pub fn assess(
+pub(crate) fn assess(
     source: &str,
     stored: &[StoredResource],
     set: &ChangeSet,

@@ -62,7 +62,7 @@ const ENTITIES: [(&str, &str); 16] = [
 /// The form of a link used as identity: lower-case scheme and host, no fragment,
 /// no default port, no tracking parameters, no empty query; other parameters keep
 /// their order and their exact encoding.
-pub fn canonical_link(url: &Url) -> Url {
+pub(crate) fn canonical_link(url: &Url) -> Url {
     let mut out = url.clone();
     out.set_fragment(None);
     if let Some(host) = out.host_str() {
@@ -108,7 +108,7 @@ fn is_tracking(pair: &str) -> bool {
 
 /// Text as compared for identity and change: markup stripped, common entities
 /// decoded, Unicode NFC, whitespace runs collapsed to one space, trimmed.
-pub fn normalise_text(text: &str) -> String {
+pub(crate) fn normalise_text(text: &str) -> String {
     // Every entry's title and summary pass through here on every run: skip
     // the steps that would change nothing (no markup, no entity, already NFC).
     let stripped: Cow<'_, str> = if text.contains('<') {
@@ -218,7 +218,7 @@ fn decode_entity(body: &str) -> Option<String> {
 
 /// The identity key of an entry: `link:{canonical link}` when it has a link,
 /// else `title:{source}:{normalised, lower-cased title}`.
-pub fn identity_key(source: &str, entry: &Entry) -> String {
+pub(crate) fn identity_key(source: &str, entry: &Entry) -> String {
     match &entry.link {
         Some(link) => format!("link:{}", canonical_link(link)),
         None => format!(

@@ -112,7 +112,7 @@ impl SourceReport {
     }
 
     /// True when the run, or part of it, failed.
-    pub fn is_failure(&self) -> bool {
+    pub(crate) fn is_failure(&self) -> bool {
         self.error.is_some()
     }
 
@@ -144,7 +144,7 @@ impl SourceReport {
     }
 
     /// True when the run changed what feeds show.
-    pub fn changed_anything(&self) -> bool {
+    pub(crate) fn changed_anything(&self) -> bool {
         self.new + self.changed + self.withdrawn + self.reappeared + self.revised > 0
     }
 }
@@ -158,7 +158,7 @@ pub struct IngestReport {
 
 impl IngestReport {
     /// True when any source failed.
-    pub fn any_failed(&self) -> bool {
+    pub(crate) fn any_failed(&self) -> bool {
         self.sources.iter().any(SourceReport::is_failure)
     }
 }
@@ -183,7 +183,7 @@ pub struct Context<'a> {
 }
 
 /// Run `sources` one after another; each failure is reported, never fatal to the rest.
-pub async fn run_all(ctx: Context<'_>, sources: &[SourceConfig]) -> IngestReport {
+pub(crate) async fn run_all(ctx: Context<'_>, sources: &[SourceConfig]) -> IngestReport {
     let mut reports = Vec::with_capacity(sources.len());
     for source in sources {
         reports.push(run_source(ctx, source).await);
@@ -193,7 +193,7 @@ pub async fn run_all(ctx: Context<'_>, sources: &[SourceConfig]) -> IngestReport
 
 /// Run one source once and report what changed.
 #[instrument(skip_all, fields(source = %source.name))]
-pub async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport {
+pub(crate) async fn run_source(ctx: Context<'_>, source: &SourceConfig) -> SourceReport {
     let started = Instant::now();
     let report = match fetch_and_apply(ctx, source).await {
         Ok(report) => report,
@@ -392,7 +392,7 @@ async fn announce_new(ctx: Context<'_>, applied: &Applied) -> usize {
 }
 
 /// Refuse an empty snapshot, or one far shorter than the last good run's.
-pub async fn check_plausible(
+pub(crate) async fn check_plausible(
     store: &Store,
     source: &SourceConfig,
     snapshot: &Snapshot,
@@ -425,7 +425,7 @@ pub async fn check_plausible(
 
 /// Checks `sources[].expect` against a snapshot's entries: the entry count
 /// within bounds, and every required field present on every entry.
-pub fn check_expected(expect: &Expect, entries: &[Entry]) -> Result<(), String> {
+pub(crate) fn check_expected(expect: &Expect, entries: &[Entry]) -> Result<(), String> {
     let n = entries.len();
     if let Some(min) = expect.min_entries
         && n < min

@@ -35,11 +35,6 @@ impl Leadership {
         (Self { held: rx }, task)
     }
 
-    /// True while this process holds the lease.
-    pub fn is_leader(&self) -> bool {
-        *self.held.borrow()
-    }
-
     /// Wait until this process holds the lease; false if it stops first.
     pub async fn wait(&mut self) -> bool {
         self.held.wait_for(|held| *held).await.is_ok()

@@ -9,6 +9,8 @@ pub mod accounts;
 pub mod alerts;
 /// Announcing one resource to its category's subscribers, once.
 pub mod announce;
+/// Backoff with jitter for retries: page fetches and outgoing mail.
+pub mod backoff;
 /// Entries without a category get one from keyword rules.
 pub mod categorize;
 /// `tidings check`: what each source extracts, without storing.
@@ -63,3 +65,5 @@ pub mod telemetry;
 pub mod views;
 /// The HTTP server.
 pub mod web;
+/// Builds the store, templates, mail kit, alerts and outbox worker from the config.
+pub mod wiring;

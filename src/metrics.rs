@@ -152,7 +152,7 @@ pub struct IngestOutcome<'a> {
 }
 
 /// Count one ingest run.
-pub fn record_ingest(run: &IngestOutcome<'_>) {
+pub(crate) fn record_ingest(run: &IngestOutcome<'_>) {
     add(
         &INGEST_RUNS,
         &[("source", run.source), ("outcome", run.outcome)],
@@ -173,18 +173,18 @@ pub fn record_ingest(run: &IngestOutcome<'_>) {
 }
 
 /// Count one answered feed request.
-pub fn record_feed_request(not_modified: bool) {
+pub(crate) fn record_feed_request(not_modified: bool) {
     let status = if not_modified { "304" } else { "200" };
     add(&FEED_REQUESTS, &[("status", status)], 1.0);
 }
 
 /// Count one send attempt's outcome: `sent`, `retried`, `failed` or `unconfirmed`.
-pub fn record_email(outcome: &str) {
+pub(crate) fn record_email(outcome: &str) {
     add(&EMAILS, &[("outcome", outcome)], 1.0);
 }
 
 /// Set the outbox depth, read from the store when `/metrics` is scraped.
-pub fn record_outbox(backlog: &crate::store::OutboxBacklog) {
+pub(crate) fn record_outbox(backlog: &crate::store::OutboxBacklog) {
     let statuses = [
         ("queued", backlog.queued),
         ("sending", backlog.sending),
@@ -197,29 +197,29 @@ pub fn record_outbox(backlog: &crate::store::OutboxBacklog) {
 }
 
 /// Set whether each known alert is raised, read from the store at a scrape.
-pub fn record_alerts(alerts: &[(String, bool)]) {
+pub(crate) fn record_alerts(alerts: &[(String, bool)]) {
     for (name, raised) in alerts {
         set(&ALERTS, &[("alert", name)], f64::from(u8::from(*raised)));
     }
 }
 
 /// Set how many subscribers are suppressed, read from the store at a scrape.
-pub fn record_suppressed(count: i64) {
+pub(crate) fn record_suppressed(count: i64) {
     set(&SUPPRESSED, &[], count as f64);
 }
 
 /// Count one connection refused at the connection limit.
-pub fn record_connection_refused() {
+pub(crate) fn record_connection_refused() {
     add(&CONNECTIONS_REFUSED, &[], 1.0);
 }
 
 /// Count one connection the server closed, and why.
-pub fn record_connection_shed(reason: &str) {
+pub(crate) fn record_connection_shed(reason: &str) {
     add(&CONNECTIONS_SHED, &[("reason", reason)], 1.0);
 }
 
 /// One more (`1`) or one fewer (`-1`) open connection.
-pub fn record_connections_open(delta: i8) {
+pub(crate) fn record_connections_open(delta: i8) {
     add(&CONNECTIONS_OPEN, &[], f64::from(delta));
 }
 

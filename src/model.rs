@@ -1,13 +1,23 @@
 //! Domain types shared by every layer, with no I/O: what a source sees
 //! (`Entry`, `Snapshot`), what the store keeps (`Resource`, `Revision`), and the
-//! small value types they are made of (`Summary`, `EntryDate`, `CategorySlug`).
+//! small value types they are made of (`Summary`, `EntryDate`, `CategorySlug`);
+//! what happened to a resource (`change`), who gets mail and how often
+//! (`subscriber`), and how an announcement was asked for (`announcement`).
 //! Parsing text into these types belongs to `source`; persisting them to `store`.
+
+mod announcement;
+mod change;
+mod subscriber;
 
 use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+pub use announcement::Route;
+pub use change::{ChangeEvent, ChangeKind};
+pub use subscriber::{CategoryChoice, Frequency, Subscriber, SubscriberStatus};
 
 /// A category's URL-safe name: lower-case, runs of other characters than `a-z0-9` as one `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -92,7 +102,7 @@ impl EntryDate {
     }
 
     /// Parse the stored form: `YYYY-MM-DD`, or `YYYY-MM` for a month.
-    pub fn parse_stored(text: &str) -> Option<Self> {
+    pub(crate) fn parse_stored(text: &str) -> Option<Self> {
         match text.len() {
             10 => NaiveDate::parse_from_str(text, "%Y-%m-%d")
                 .ok()
@@ -184,7 +194,7 @@ impl Summary {
     }
 
     /// Each paragraph and each list item, in order, for category matching.
-    pub fn texts(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn texts(&self) -> impl Iterator<Item = &str> {
         self.blocks
             .iter()
             .flat_map(|b| match b {
@@ -286,6 +296,17 @@ pub struct Resource {
 }
 
 impl Resource {
+    /// Where a feed item or an email points: the resource's own link, else
+    /// its page on this site (`{base}resources/{id}`).
+    pub(crate) fn item_link(&self, base: &Url) -> String {
+        if let Some(link) = &self.link {
+            return link.to_string();
+        }
+        let page = format!("resources/{}", self.id);
+        base.join(&page)
+            .map_or_else(|_| format!("{base}{page}"), String::from)
+    }
+
     /// The date a feed shows: the resource's own date, else when it was first seen.
     pub fn published(&self) -> DateTime<Utc> {
         self.date

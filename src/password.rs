@@ -17,18 +17,18 @@ use tokio::sync::oneshot;
 use crate::mail::token::random_hex;
 
 /// Memory of one hash, in KiB (19 MiB).
-pub const MEMORY_KIB: u32 = 19 * 1024;
+pub(crate) const MEMORY_KIB: u32 = 19 * 1024;
 /// Passes over that memory.
-pub const TIME: u32 = 2;
+pub(crate) const TIME: u32 = 2;
 /// Lanes.
-pub const LANES: u32 = 1;
+pub(crate) const LANES: u32 = 1;
 
 /// The most memory a configured hash may ask for, in KiB (64 MiB).
-pub const MAX_MEMORY_KIB: u32 = 64 * 1024;
+pub(crate) const MAX_MEMORY_KIB: u32 = 64 * 1024;
 /// The most passes a configured hash may ask for.
-pub const MAX_TIME: u32 = 10;
+pub(crate) const MAX_TIME: u32 = 10;
 /// The most lanes a configured hash may ask for.
-pub const MAX_LANES: u32 = 8;
+pub(crate) const MAX_LANES: u32 = 8;
 
 fn hasher() -> Result<Argon2<'static>, String> {
     let params = Params::new(MEMORY_KIB, TIME, LANES, None).map_err(|e| e.to_string())?;
@@ -47,7 +47,7 @@ pub fn hash(password: &str) -> Result<String, String> {
 
 /// Why a PHC string cannot be the admin password's hash: not argon2, or
 /// costlier than the caps. `None` when it can.
-pub fn hash_problem(phc: &str) -> Option<String> {
+pub(crate) fn hash_problem(phc: &str) -> Option<String> {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return Some("is not an argon2 PHC string such as $argon2id$v=19$m=19456,t=2,p=1$…".into());
     };

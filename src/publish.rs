@@ -11,13 +11,13 @@ use crate::model::{Category, Resource};
 use crate::store::{Store, StoreError};
 
 /// Categories that get a feed: the configured ones and "Other", then any a source named.
-pub fn feed_categories(config: &Config, resources: &[Resource]) -> Vec<Category> {
+pub(crate) fn feed_categories(config: &Config, resources: &[Resource]) -> Vec<Category> {
     let named: Vec<Category> = resources.iter().map(|r| r.category.clone()).collect();
     feed_categories_of(config, &named)
 }
 
 /// Categories that get a feed, from the categories the store names (see `feed_categories`).
-pub fn feed_categories_of(config: &Config, named: &[Category]) -> Vec<Category> {
+pub(crate) fn feed_categories_of(config: &Config, named: &[Category]) -> Vec<Category> {
     let configured = config.categories.rules.iter().map(|rule| &rule.category);
     let mut categories: Vec<Category> = Vec::new();
     for category in configured.chain([&Category::other()]).chain(named) {
@@ -29,7 +29,7 @@ pub fn feed_categories_of(config: &Config, named: &[Category]) -> Vec<Category> 
 }
 
 /// The site as feeds describe it.
-pub fn feed_site(config: &Config) -> FeedSite {
+pub(crate) fn feed_site(config: &Config) -> FeedSite {
     FeedSite {
         title: config.site.title.clone(),
         base_url: config.site.base_url.clone(),
@@ -59,7 +59,7 @@ pub async fn render(store: &Store, config: &Config) -> Result<Vec<RenderedFeed>,
 }
 
 /// Render and publish into `cache`; feeds that fail their check keep the last good version.
-pub async fn refresh(
+pub(crate) async fn refresh(
     store: &Store,
     config: &Config,
     cache: &FeedCache,

@@ -36,7 +36,7 @@ impl Observed {
 
     /// True when Tidings derived `field` rather than read it from the source:
     /// the category, when the source gives none and keyword rules chose it.
-    pub fn derives(&self, field: &str) -> bool {
+    pub(crate) fn derives(&self, field: &str) -> bool {
         field == "category" && self.entry.category.is_none()
     }
 }
@@ -69,7 +69,7 @@ impl Default for ReconcileOptions {
 }
 
 /// Names of the fields a `FieldChange` can name, in display order.
-pub const FIELDS: [&str; 6] = ["title", "summary", "date", "category", "link", "download"];
+pub(crate) const FIELDS: [&str; 6] = ["title", "summary", "date", "category", "link", "download"];
 
 /// Longest `before` / `after` text kept in a `FieldChange`, in characters.
 const MAX_CHANGE_CHARS: usize = 120;
@@ -186,19 +186,19 @@ impl ChangeSet {
     }
 
     /// True when applying this set changes what feeds show, with or without events.
-    pub fn has_content_changes(&self) -> bool {
+    pub(crate) fn has_content_changes(&self) -> bool {
         self.has_events() || !self.revised.is_empty()
     }
 
     /// Records every change as a revision without a change event (`runs accept
     /// --silent`): nothing tells people these resources were updated.
-    pub fn silence(&mut self) {
+    pub(crate) fn silence(&mut self) {
         self.revised.append(&mut self.changed);
         self.revised.sort_by(|a, b| a.id.cmp(&b.id));
     }
 
     /// True when applying this set would record a change event.
-    pub fn has_events(&self) -> bool {
+    pub(crate) fn has_events(&self) -> bool {
         !(self.new.is_empty()
             && self.changed.is_empty()
             && self.reappeared.is_empty()

@@ -1,8 +1,9 @@
 //! Templates: the built-in set (compiled in from `templates/`) with any file
-//! of the same name in the run-time `templates/` folder taking its place.
+//! of the same name in the run-time folder (`site.templates_dir`, given by
+//! `wiring`) taking its place.
 //! Templates are loaded once and cached. Edits to that folder are picked up
 //! without a restart: at most once a second
-//! ([`RECHECK_EVERY`](crate::render::RECHECK_EVERY)) a render compares the
+//! (`RECHECK_EVERY`) a render compares the
 //! folder's file times with the last ones seen and clears the cache when
 //! they moved. Renders share the cache through a read lock, so
 //! any number run at once. HTML templates are auto-escaped.
@@ -11,8 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
-
-use std::fmt::Write as _;
 
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Output, State};
@@ -96,13 +95,13 @@ const BUILT_IN: &[(&str, &str)] = &[
 ];
 
 /// The stylesheet served at `/assets/style.css`.
-pub const STYLESHEET: &str = include_str!("../templates/style.css");
+pub(crate) const STYLESHEET: &str = include_str!("../templates/style.css");
 
 /// Names and modification times of the override folder's files.
 type Signature = Vec<(String, Option<SystemTime>)>;
 
 /// How often at most the override folder is looked at for edits.
-pub const RECHECK_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Renders templates, preferring overrides in a folder.
 pub struct Templates {
@@ -186,23 +185,36 @@ fn environment(dir: PathBuf) -> Environment<'static> {
 fn html_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
     match value.as_str() {
         Some(text) if *state.auto_escape() == AutoEscape::Html && !value.is_safe() => {
-            for c in text.chars() {
-                match c {
-                    '&' => out.write_str("&amp;"),
-                    '<' => out.write_str("&lt;"),
-                    '>' => out.write_str("&gt;"),
-                    '"' => out.write_str("&quot;"),
-                    '\'' => out.write_str("&#39;"),
-                    other => out.write_char(other),
-                }
-                .map_err(|_| {
-                    Error::new(ErrorKind::WriteFailure, "could not write template output")
-                })?;
-            }
-            Ok(())
+            write_escaped_html(out, text)
+                .map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write template output"))
         }
         _ => minijinja::escape_formatter(out, state, value),
     }
+}
+
+/// Writes `text` with the five characters HTML gives a meaning to
+/// (`& < > " '`) escaped: the one HTML escaper, for templates, feed
+/// summaries and alert emails alike.
+pub(crate) fn write_escaped_html(out: &mut impl std::fmt::Write, text: &str) -> std::fmt::Result {
+    for c in text.chars() {
+        match c {
+            '&' => out.write_str("&amp;")?,
+            '<' => out.write_str("&lt;")?,
+            '>' => out.write_str("&gt;")?,
+            '"' => out.write_str("&quot;")?,
+            '\'' => out.write_str("&#39;")?,
+            other => out.write_char(other)?,
+        }
+    }
+    Ok(())
+}
+
+/// `text` with `& < > " '` escaped for HTML (see `write_escaped_html`).
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Writing to a String cannot fail.
+    let _ = write_escaped_html(&mut out, text);
+    out
 }
 
 /// The override file if there is one, else the built-in text.

@@ -70,12 +70,12 @@ impl Schedule {
     }
 
     /// The expression as written.
-    pub fn expr(&self) -> &str {
+    pub(crate) fn expr(&self) -> &str {
         &self.expr
     }
 
     /// The first occurrence strictly after `after`, or `None` if there is none.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Whole seconds in, whole seconds out.
         let after = after.trunc_subsecs(0);
         // An instant t has wall-clock time t + offset(t), so no wall-clock
@@ -105,7 +105,7 @@ impl Schedule {
     }
 
     /// The latest occurrence at or before `at`, or `None` if there is none.
-    pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let at = at.trunc_subsecs(0);
         let highest = self.offset_at(at).max(self.offset_at(at - MARGIN));
         let mut wall = self.naive_previous_inclusive(at.naive_utc() + highest)?;

@@ -13,12 +13,13 @@ use tracing::info;
 use crate::mail::MailError;
 use crate::mail::address::mask;
 use crate::mail::compose::Outgoing;
-use crate::store::{NewMessage, NewSubscriber, Subscriber};
+use crate::model::Subscriber;
+use crate::store::{NewMessage, NewSubscriber};
 
 /// How long a confirmation link works.
-pub const LINK_LIFETIME: Duration = Duration::hours(72);
+pub(crate) const LINK_LIFETIME: Duration = Duration::hours(72);
 /// At most one confirmation email per address in this long.
-pub const RESEND_WINDOW: Duration = Duration::hours(1);
+pub(crate) const RESEND_WINDOW: Duration = Duration::hours(1);
 
 /// What a confirmation token says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +68,7 @@ impl Signup {
     }
 
     /// The confirmation token of `subscriber`, valid until `expires`.
-    pub fn confirm_token(&self, subscriber: &Subscriber, expires: DateTime<Utc>) -> String {
+    pub(crate) fn confirm_token(&self, subscriber: &Subscriber, expires: DateTime<Utc>) -> String {
         let id = subscriber.id.to_string();
         let exp = expires.timestamp().to_string();
         let mac = self
@@ -116,15 +117,7 @@ impl Signup {
             ),
             hours: LINK_LIFETIME.num_hours(),
         };
-        let render = |name: &str| {
-            self.kit
-                .templates
-                .render(name, &view)
-                .map_err(|e| MailError::Template {
-                    name: name.to_owned(),
-                    reason: format!("{e:#}"),
-                })
-        };
+        let (text, html) = self.kit.render_pair("confirmation", &view)?;
         let idem_key = format!("confirmation/{}/{}", s.id, now.timestamp_micros());
         let message = self.kit.sender.compose(&Outgoing {
             kind: "confirmation",
@@ -133,8 +126,8 @@ impl Signup {
             idem_key: &idem_key,
             token: Some(&token),
             date: now,
-            text: render("confirmation.txt")?,
-            html: render("confirmation.html")?,
+            text,
+            html,
         })?;
         Ok(NewMessage {
             idem_key,

@@ -99,7 +99,7 @@ pub struct ResourceDetailJson {
 }
 
 /// RFC 3339 in UTC with whole seconds, as every time in the JSON shapes.
-pub fn rfc3339(at: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
@@ -107,7 +107,7 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 const EXCERPT_CHARS: usize = 280;
 
 /// "17 November 2020", or "May 2020" when only the month is known.
-pub fn date_text(date: EntryDate) -> String {
+pub(crate) fn date_text(date: EntryDate) -> String {
     match date {
         EntryDate::Day(d) => d.format("%-d %B %Y").to_string(),
         EntryDate::Month(d) => d.format("%B %Y").to_string(),
@@ -115,7 +115,7 @@ pub fn date_text(date: EntryDate) -> String {
 }
 
 /// The summary flattened to one line and cut at a word near 280 characters.
-pub fn excerpt(text: &str) -> String {
+pub(crate) fn excerpt(text: &str) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= EXCERPT_CHARS {
         return flat;

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -16,7 +15,6 @@ use super::{UsageError, open_store};
 use crate::accounts::{self, LINK_LIFETIME};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::mail::kit::MailKit;
 use crate::store::{AdminAccount, AuditEntry, NewAuditEntry, Store};
 use crate::views::rfc3339;
 
@@ -25,7 +23,7 @@ const COMMAND_LINE: &str = "command line";
 
 /// `tidings admins …`.
 #[derive(Debug, Subcommand)]
-pub enum AdminsCommand {
+pub(super) enum AdminsCommand {
     /// Add a named admin account and email it a link to choose its password.
     Add {
         /// The address they sign in with and get the link at.
@@ -55,7 +53,7 @@ pub enum AdminsCommand {
 
 /// One account as `admins list --json` prints it.
 #[derive(Debug, Serialize)]
-pub struct AdminJson {
+pub(super) struct AdminJson {
     /// Row id.
     pub id: i64,
     /// The sign-in address.
@@ -82,7 +80,7 @@ impl From<&AdminAccount> for AdminJson {
 
 /// One entry as `admin-log --json` prints it.
 #[derive(Debug, Serialize)]
-pub struct AuditJson {
+pub(super) struct AuditJson {
     /// Increasing with every entry.
     pub id: i64,
     /// When (RFC 3339, UTC).
@@ -111,7 +109,7 @@ impl From<&AuditEntry> for AuditJson {
 }
 
 /// Run `tidings admins …`.
-pub async fn admins(
+pub(super) async fn admins(
     config: &Config,
     command: AdminsCommand,
     clock: &SharedClock,
@@ -144,7 +142,7 @@ async fn add(
         .into());
     }
     // The kit refuses when links would be signed with another key than `serve`'s.
-    let kit = MailKit::load(store, Arc::new(config.clone())).await?;
+    let kit = super::mail_kit(store, config).await?;
     let now = clock.now();
     let account = store
         .add_admin(&email, &name, &accounts::new_nonce()?, now)
@@ -168,7 +166,7 @@ async fn link(
     clock: &SharedClock,
 ) -> Result<ExitCode> {
     let email = accounts::account_email(email).map_err(UsageError)?;
-    let kit = MailKit::load(store, Arc::new(config.clone())).await?;
+    let kit = super::mail_kit(store, config).await?;
     let now = clock.now();
     let account = store
         .renew_admin_link(&email, &accounts::new_nonce()?)
@@ -240,7 +238,7 @@ async fn list(store: &Store, json: bool) -> Result<ExitCode> {
 }
 
 /// Run `tidings admin-log [--limit N] [--json]`.
-pub async fn log(config: &Config, limit: usize, json: bool) -> Result<ExitCode> {
+pub(super) async fn log(config: &Config, limit: usize, json: bool) -> Result<ExitCode> {
     let store = open_store(config).await?;
     let entries = store.audit_entries(limit, 0).await?;
     let mut out = std::io::stdout().lock();

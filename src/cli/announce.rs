@@ -3,7 +3,6 @@
 //! one resource's announcement. The work is `announce::Announcer`'s.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Args;
@@ -13,13 +12,12 @@ use super::open_store;
 use crate::announce::{Announcer, Request};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::mail::kit::MailKit;
-use crate::model::ResourceId;
-use crate::store::{Route, Store};
+use crate::model::{ResourceId, Route};
+use crate::store::Store;
 
 /// Arguments of `tidings announce`.
 #[derive(Debug, Args)]
-pub struct AnnounceArgs {
+pub(super) struct AnnounceArgs {
     /// The resource's id (see `tidings resources list`).
     resource_id: String,
     /// A note shown above the resource.
@@ -34,13 +32,17 @@ pub struct AnnounceArgs {
 }
 
 /// The announcer for `config`, with the configured signing key and templates.
-pub async fn announcer(config: &Config, store: &Store) -> Result<Announcer> {
-    let kit = MailKit::load(store, Arc::new(config.clone())).await?;
+pub(super) async fn announcer(config: &Config, store: &Store) -> Result<Announcer> {
+    let kit = super::mail_kit(store, config).await?;
     Ok(Announcer::new(kit))
 }
 
 /// Run `tidings announce`.
-pub async fn run(config: &Config, args: AnnounceArgs, clock: &SharedClock) -> Result<ExitCode> {
+pub(super) async fn run(
+    config: &Config,
+    args: AnnounceArgs,
+    clock: &SharedClock,
+) -> Result<ExitCode> {
     let store = open_store(config).await?;
     let announcer = announcer(config, &store).await?;
     let id = ResourceId(args.resource_id);

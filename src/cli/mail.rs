@@ -5,7 +5,6 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
@@ -17,18 +16,17 @@ use crate::config::Config;
 use crate::mail::address::Email;
 use crate::mail::deliver::{Delivery, DeliveryReport};
 use crate::mail::digest::{Digests, Period, PeriodReport};
-use crate::mail::kit::MailKit;
 use crate::mail::token::random_hex;
-use crate::model::CategorySlug;
+use crate::model::{CategoryChoice, CategorySlug, Frequency};
 use crate::publish;
-use crate::store::{CategoryChoice, Frequency, NewSubscriber, ResourceFilter, Store};
+use crate::store::{NewSubscriber, ResourceFilter, Store};
 use crate::views::rfc3339;
 
 mod csv;
 
 /// `tidings subscribers …`.
 #[derive(Debug, Subcommand)]
-pub enum SubscribersCommand {
+pub(super) enum SubscribersCommand {
     /// Add one subscriber (pending unless --confirmed).
     Add {
         /// The address.
@@ -66,7 +64,7 @@ pub enum SubscribersCommand {
 
 /// `tidings digest …`.
 #[derive(Debug, Subcommand)]
-pub enum DigestCommand {
+pub(super) enum DigestCommand {
     /// Render the next digest: text on stdout, or HTML into a file.
     Preview {
         /// As this subscriber would get it (else every category since the last weekly period).
@@ -92,7 +90,7 @@ pub enum DigestCommand {
 
 /// `tidings outbox …`.
 #[derive(Debug, Subcommand)]
-pub enum OutboxCommand {
+pub(super) enum OutboxCommand {
     /// List outgoing messages, newest first.
     List {
         /// Only failed and unconfirmed ones (handed over with no answer: maybe delivered).
@@ -115,7 +113,7 @@ pub enum OutboxCommand {
 }
 
 /// Run a `subscribers` command.
-pub async fn subscribers(
+pub(super) async fn subscribers(
     config: &Config,
     command: SubscribersCommand,
     clock: &SharedClock,
@@ -284,13 +282,13 @@ fn parse_frequency(text: &str) -> Result<Frequency, String> {
 /// What `digest` commands need, opened once.
 async fn digests(config: &Config) -> Result<(Store, Digests)> {
     let store = open_store(config).await?;
-    let kit = MailKit::load(&store, Arc::new(config.clone())).await?;
+    let kit = super::mail_kit(&store, config).await?;
     let digests = Digests::new(kit);
     Ok((store, digests))
 }
 
 /// Run a `digest` command.
-pub async fn digest(
+pub(super) async fn digest(
     config: &Config,
     command: DigestCommand,
     clock: &SharedClock,
@@ -459,7 +457,7 @@ struct OutboxJson {
 }
 
 /// Run an `outbox` command.
-pub async fn outbox(
+pub(super) async fn outbox(
     config: &Config,
     command: OutboxCommand,
     clock: &SharedClock,

@@ -2,18 +2,15 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
 
 use super::open_store;
-use crate::alerts::Alerts;
 use crate::categorize::Categorizer;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::render::Templates;
-use crate::runs;
+use crate::{runs, wiring};
 
 /// Runs shown by `runs list` unless `--limit` says otherwise.
 const DEFAULT_LIMIT: i64 = 50;
@@ -50,7 +47,7 @@ pub(super) async fn run(
     clock: &SharedClock,
 ) -> Result<ExitCode> {
     let store = open_store(config).await?;
-    let alerts = Alerts::new(store.clone(), config, Arc::new(Templates::new("templates")))?;
+    let alerts = wiring::alerts(&store, config, wiring::templates(config))?;
     match command {
         RunsCommand::List { limit, json } => list(&store, limit, json).await,
         RunsCommand::Accept { run, silent } => {
@@ -60,7 +57,7 @@ pub(super) async fn run(
                 &config.sources,
                 &categorizer,
                 clock,
-                alerts.as_ref(),
+                alerts.as_deref(),
                 (run, silent),
             )
             .await
@@ -81,7 +78,7 @@ pub(super) async fn run(
             Ok(ExitCode::SUCCESS)
         }
         RunsCommand::Reject { run } => {
-            let source = runs::reject(&store, clock, alerts.as_ref(), run)
+            let source = runs::reject(&store, clock, alerts.as_deref(), run)
                 .await
                 .with_context(|| format!("could not reject run {run}"))?;
             println!("run {run} of {source} rejected: nothing of it was applied");

@@ -22,15 +22,21 @@ use crate::categorize::{Categorizer, CategoryRule};
 use crate::hold::HoldLimits;
 use crate::mail::address::{Email, mailbox};
 use crate::model::{Category, CategorySlug};
-use crate::reconcile::FIELDS;
+use crate::reconcile::{FIELDS, ReconcileOptions};
 use crate::schedule::Schedule;
 use crate::source::fetch;
 use crate::source::select::FieldSelector;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Every schedule's zone unless `site.timezone` says otherwise.
+const DEFAULT_TIMEZONE: Tz = chrono_tz::Europe::London;
+/// Open connections kept at most (`server.max_connections`).
+const DEFAULT_MAX_CONNECTIONS: usize = 512;
 const DEFAULT_SOURCE_SCHEDULE: &str = "0 */30 * * * *";
 const DEFAULT_WEEKLY: &str = "0 0 8 * * Mon";
 const DEFAULT_DAILY: &str = "0 0 8 * * *";
+/// Template overrides, relative to the working directory (`site.templates_dir`).
+const DEFAULT_TEMPLATES_DIR: &str = "templates";
 
 /// Collects problems while checking.
 #[derive(Default)]
@@ -92,9 +98,7 @@ pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Pr
     let server = check_server(&raw.server, &mut p);
     let listen = server.as_ref().map(|s| s.listen);
     let site = check_site(&raw.site, listen, &mut p);
-    let tz = site
-        .as_ref()
-        .map_or(chrono_tz::Europe::London, |s| s.timezone);
+    let tz = site.as_ref().map_or(DEFAULT_TIMEZONE, |s| s.timezone);
     let database = DatabaseConfig {
         url: check_database_url(env("TIDINGS_DATABASE_URL").or(raw.database.url), &mut p),
     };
@@ -148,7 +152,7 @@ fn check_server(raw: &super::raw::RawServer, p: &mut Problems) -> Option<ServerC
         p,
         "server.max_connections",
         raw.max_connections,
-        512,
+        DEFAULT_MAX_CONNECTIONS as u64,
         1..=100_000,
     );
     let mut seconds = |key: &str, value: Option<u64>, default: u64, max: u64| {
@@ -161,7 +165,7 @@ fn check_server(raw: &super::raw::RawServer, p: &mut Problems) -> Option<ServerC
         listen: listen?,
         trusted_proxies,
         scheduler_lease: Duration::from_secs(lease_s),
-        max_connections: usize::try_from(max_connections).unwrap_or(512),
+        max_connections: usize::try_from(max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
         header_timeout,
         idle_timeout,
         request_timeout,
@@ -180,7 +184,7 @@ fn check_site(
             "must be non-empty text without control characters",
         );
     }
-    let tz_text = raw.timezone.as_deref().unwrap_or("Europe/London");
+    let tz_text = raw.timezone.as_deref().unwrap_or(DEFAULT_TIMEZONE.name());
     let timezone = p.take(
         "site.timezone",
         tz_text
@@ -198,12 +202,29 @@ fn check_site(
     if contact.chars().any(char::is_control) {
         p.add("site.contact", "must not contain control characters");
     }
+    let templates_dir = check_templates_dir(raw.templates_dir.as_deref(), p);
     Some(SiteConfig {
         title,
         base_url,
         timezone: timezone?,
         contact,
+        templates_dir,
     })
+}
+
+/// `site.templates_dir`: a folder of template overrides. The default need
+/// not exist (the built-in templates serve alone); a folder named in the
+/// config must, or overrides the operator meant would silently not apply.
+fn check_templates_dir(raw: Option<&str>, p: &mut Problems) -> PathBuf {
+    let dir = PathBuf::from(raw.unwrap_or(DEFAULT_TEMPLATES_DIR));
+    let must_exist = raw.is_some();
+    if (must_exist || dir.exists()) && !dir.is_dir() {
+        p.add(
+            "site.templates_dir",
+            format!("{} is not a directory", dir.display()),
+        );
+    }
+    dir
 }
 
 /// An absolute http(s) URL without query or fragment, ending in `/` so joins keep its path.
@@ -284,13 +305,25 @@ fn check_source(key: &str, mut raw: RawSource, tz: Tz, p: &mut Problems) -> Opti
     if !(0.0..=1.0).contains(&min_ratio) {
         p.add(format!("{key}.min_ratio"), "must be between 0 and 1");
     }
-    let withdraw_after = raw.withdraw_after.unwrap_or(2);
+    let withdraw_after = raw
+        .withdraw_after
+        .unwrap_or(ReconcileOptions::default().withdraw_after);
     if withdraw_after == 0 {
         p.add(format!("{key}.withdraw_after"), "must be at least 1");
     }
+    let defaults = HoldLimits::default();
     let hold = HoldLimits {
-        max_changed_ratio: check_ratio(key, "max_changed_ratio", raw.max_changed_ratio, p),
-        max_withdrawn_ratio: check_ratio(key, "max_withdrawn_ratio", raw.max_withdrawn_ratio, p),
+        max_changed_ratio: check_ratio(
+            &format!("{key}.max_changed_ratio"),
+            raw.max_changed_ratio.unwrap_or(defaults.max_changed_ratio),
+            p,
+        ),
+        max_withdrawn_ratio: check_ratio(
+            &format!("{key}.max_withdrawn_ratio"),
+            raw.max_withdrawn_ratio
+                .unwrap_or(defaults.max_withdrawn_ratio),
+            p,
+        ),
     };
     let run_timeout_s = raw.run_timeout_s.unwrap_or(300);
     if run_timeout_s == 0 {
@@ -310,11 +343,10 @@ fn check_source(key: &str, mut raw: RawSource, tz: Tz, p: &mut Problems) -> Opti
     })
 }
 
-/// A hold ratio of `sources[i]`, 0.3 unless given; it must lie in 0..=1.
-fn check_ratio(key: &str, name: &str, value: Option<f64>, p: &mut Problems) -> f64 {
-    let ratio = value.unwrap_or(0.3);
+/// A hold ratio of `sources[i]` (its default is `HoldLimits`'); it must lie in 0..=1.
+fn check_ratio(key: &str, ratio: f64, p: &mut Problems) -> f64 {
     if !(0.0..=1.0).contains(&ratio) {
-        p.add(format!("{key}.{name}"), "must be between 0 and 1");
+        p.add(key, "must be between 0 and 1");
     }
     ratio
 }
@@ -521,7 +553,7 @@ fn check_admin(raw: super::raw::RawAdmin, env: EnvLookup<'_>, p: &mut Problems) 
 }
 
 fn check_max_items(value: Option<usize>, p: &mut Problems) -> usize {
-    let max = value.unwrap_or(100);
+    let max = value.unwrap_or(crate::feeds::DEFAULT_MAX_ITEMS);
     if !(1..=10_000).contains(&max) {
         p.add("feeds.max_items", "must be between 1 and 10000");
     }

@@ -78,6 +78,9 @@ pub struct SiteConfig {
     pub timezone: Tz,
     /// Goes into the scraper's User-Agent.
     pub contact: String,
+    /// Folder whose templates replace the built-in ones of the same name,
+    /// relative to the working directory; it need not exist unless set.
+    pub templates_dir: PathBuf,
 }
 
 /// `[database]`.
@@ -362,7 +365,7 @@ fn join_problems(problems: &[Problem]) -> String {
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The process environment.
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
@@ -429,7 +432,7 @@ fn one_line(message: &str) -> String {
 }
 
 /// A URL with any password replaced by `***`, for logs and `Debug`.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             // Setting a password only fails for URLs that cannot have one, which this one has.

@@ -28,6 +28,7 @@ pub struct RawSite {
     pub base_url: Option<String>,
     pub timezone: Option<String>,
     pub contact: Option<String>,
+    pub templates_dir: Option<String>,
 }
 
 /// `[database]`.

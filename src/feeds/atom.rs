@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     ATOM_CONTENT_TYPE, FeedSpec, GENERATOR, LANGUAGE, RenderedFeed, clean_text, enclosure_type,
-    item_link, summary_html,
+    summary_html,
 };
 use crate::model::Resource;
 
@@ -64,7 +64,7 @@ fn feed(spec: &FeedSpec) -> Feed {
 /// One resource as an entry; its id is the stored GUID and nothing else.
 fn entry(spec: &FeedSpec, resource: &Resource) -> Entry {
     let mut links = vec![link(
-        item_link(&spec.base, resource),
+        resource.item_link(&spec.base),
         "alternate",
         "text/html",
     )];

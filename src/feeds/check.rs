@@ -31,7 +31,7 @@ pub enum FeedKind {
 
 impl FeedKind {
     /// The kind a content type names, if it is one of the three.
-    pub fn from_content_type(content_type: &str) -> Option<Self> {
+    pub(crate) fn from_content_type(content_type: &str) -> Option<Self> {
         match content_type {
             RSS_CONTENT_TYPE => Some(Self::Rss),
             ATOM_CONTENT_TYPE => Some(Self::Atom),

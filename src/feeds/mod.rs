@@ -16,18 +16,19 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::model::{Block, Category, Resource, Summary};
+use crate::render::write_escaped_html;
 
 pub use cache::{FeedCache, PublishReport, RejectedFeed, ServedFeed, not_modified};
 pub use check::{FeedCheckError, FeedKind, FeedSummary, check};
 
 /// Content type of an RSS 2.0 feed.
-pub const RSS_CONTENT_TYPE: &str = "application/rss+xml; charset=utf-8";
+pub(crate) const RSS_CONTENT_TYPE: &str = "application/rss+xml; charset=utf-8";
 /// Content type of an Atom 1.0 feed.
-pub const ATOM_CONTENT_TYPE: &str = "application/atom+xml; charset=utf-8";
+pub(crate) const ATOM_CONTENT_TYPE: &str = "application/atom+xml; charset=utf-8";
 /// Content type of the OPML feed list.
-pub const OPML_CONTENT_TYPE: &str = "text/x-opml; charset=utf-8";
+pub(crate) const OPML_CONTENT_TYPE: &str = "text/x-opml; charset=utf-8";
 /// File name of the OPML list (served at `/feeds.opml`).
-pub const OPML_FILE_NAME: &str = "feeds.opml";
+pub(crate) const OPML_FILE_NAME: &str = "feeds.opml";
 /// Number of items per feed when the config says nothing (`feeds.max_items`).
 pub const DEFAULT_MAX_ITEMS: usize = 100;
 /// The generator named in every feed.
@@ -185,18 +186,10 @@ fn site_url(base: &Url, relative: &str) -> String {
         .map_or_else(|_| format!("{base}{relative}"), String::from)
 }
 
-/// The item link: the resource's own link, else its page on this site.
-fn item_link(base: &Url, resource: &Resource) -> String {
-    match &resource.link {
-        Some(link) => link.to_string(),
-        None => site_url(base, &format!("resources/{}", resource.id)),
-    }
-}
-
 /// Text with every character XML 1.0 forbids removed: C0 controls other than
 /// tab, newline and carriage return, and U+FFFE / U+FFFF (XML 1.0 §2.2 `Char`).
 /// Escaping `&`, `<` and `]]>` is left to the XML writers.
-pub fn clean_text(text: &str) -> String {
+pub(crate) fn clean_text(text: &str) -> String {
     text.chars().filter(|&c| is_xml_char(c)).collect()
 }
 
@@ -241,16 +234,8 @@ fn push_element(html: &mut String, tag: &str, text: &str) {
     html.push('<');
     html.push_str(tag);
     html.push('>');
-    for c in clean_text(text).chars() {
-        match c {
-            '&' => html.push_str("&amp;"),
-            '<' => html.push_str("&lt;"),
-            '>' => html.push_str("&gt;"),
-            '"' => html.push_str("&quot;"),
-            '\'' => html.push_str("&#39;"),
-            other => html.push(other),
-        }
-    }
+    // Writing to a String cannot fail.
+    let _ = write_escaped_html(html, &clean_text(text));
     html.push_str("</");
     html.push_str(tag);
     html.push('>');
@@ -362,10 +347,10 @@ pub(crate) mod tests {
     fn item_link_falls_back_to_the_resource_page() {
         let base = base_dir(&Url::parse("https://feeds.example.org").unwrap());
         let mut r = resource(3, "Leaflet", "Leaflets");
-        assert_eq!(item_link(&base, &r), "https://www.example.org/r/3");
+        assert_eq!(r.item_link(&base), "https://www.example.org/r/3");
         r.link = None;
         assert_eq!(
-            item_link(&base, &r),
+            r.item_link(&base),
             "https://feeds.example.org/resources/0000000000000003"
         );
     }

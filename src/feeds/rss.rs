@@ -7,7 +7,7 @@ use ::rss::{Category, Channel, Enclosure, Guid, Item};
 
 use super::{
     FeedSpec, GENERATOR, LANGUAGE, RSS_CONTENT_TYPE, RenderedFeed, clean_text, enclosure_type,
-    item_link, summary_html,
+    summary_html,
 };
 use crate::model::Resource;
 
@@ -56,7 +56,7 @@ fn channel(spec: &FeedSpec) -> Channel {
 fn item(spec: &FeedSpec, resource: &Resource) -> Item {
     Item {
         title: Some(clean_text(&resource.title)),
-        link: Some(item_link(&spec.base, resource)),
+        link: Some(resource.item_link(&spec.base)),
         description: summary_html(&resource.summary),
         categories: vec![Category {
             name: clean_text(&resource.category.name),

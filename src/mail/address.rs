@@ -42,11 +42,6 @@ impl Email {
         self.0.as_ref()
     }
 
-    /// The address for logs: first character of the local part, then the domain.
-    pub fn masked(&self) -> String {
-        mask(self.as_str())
-    }
-
     /// The address as lettre sends to it.
     pub fn address(&self) -> &Address {
         &self.0
@@ -124,7 +119,7 @@ fn check_domain(domain: &str) -> Result<(), &'static str> {
 }
 
 /// An address as logs show it: `a…@example.org`. Never log a whole address.
-pub fn mask(address: &str) -> String {
+pub(crate) fn mask(address: &str) -> String {
     match address.rsplit_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();
@@ -136,7 +131,7 @@ pub fn mask(address: &str) -> String {
 
 /// Text fit for a header value: control characters (CR, LF, TAB, NUL…) become
 /// spaces, runs of whitespace one space. lettre encodes what remains (RFC 2047).
-pub fn header_text(text: &str) -> String {
+pub(crate) fn header_text(text: &str) -> String {
     text.split(|c: char| c.is_control() || c.is_whitespace())
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
@@ -151,7 +146,7 @@ mod tests {
     fn addresses_are_trimmed_and_their_domain_lower_cased() {
         let e = Email::parse("  Alice.Smith+news@Example.ORG \t").unwrap();
         assert_eq!(e.as_str(), "Alice.Smith+news@example.org");
-        assert_eq!(e.masked(), "A…@example.org");
+        assert_eq!(mask(e.as_str()), "A…@example.org");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `X-Tidings-Kind`, and a multipart/alternative text + HTML body. lettre
 //! encodes headers (RFC 2047) and refuses line breaks in them; text that came
 //! from a source is also passed through `address::header_text` first. A
-//! subject is shortened to [`MAX_SUBJECT_CHARS`] and, when lettre would write
+//! subject is shortened to `MAX_SUBJECT_CHARS` and, when lettre would write
 //! it as is although it must not be (it contains `=?`, which a reader would
 //! decode as an encoded word, or a word too long to fold), encoded whole.
 
@@ -20,7 +20,7 @@ use crate::config::{MailConfig, SiteConfig};
 
 /// The longest subject sent, in characters; longer ones are cut at a word
 /// boundary and end with an ellipsis.
-pub const MAX_SUBJECT_CHARS: usize = 150;
+pub(crate) const MAX_SUBJECT_CHARS: usize = 150;
 
 /// Words longer than this cannot be folded onto a 78-character line, so a
 /// subject holding one is encoded whole (encoded words can be split anywhere).
@@ -28,7 +28,7 @@ const LONGEST_FOLDABLE_WORD: usize = 70;
 
 /// A recipient's mailbox, read by the same parser as config, `subscribers
 /// add` and sign-up (`address::mailbox`).
-pub fn mailbox(text: &str) -> Result<Mailbox, MailError> {
+pub(crate) fn mailbox(text: &str) -> Result<Mailbox, MailError> {
     super::address::mailbox(text).map_err(MailError::Compose)
 }
 
@@ -87,7 +87,7 @@ impl Sender {
     }
 
     /// The one-click unsubscribe URL for `token` (page on GET, unsubscribe on POST).
-    pub fn unsubscribe_url(&self, token: &str) -> String {
+    pub(crate) fn unsubscribe_url(&self, token: &str) -> String {
         format!("{}unsubscribe/{token}", self.base_url)
     }
 
@@ -135,9 +135,9 @@ impl Sender {
     }
 }
 
-/// A subject as sent: one line (`header_text`), at most [`MAX_SUBJECT_CHARS`]
+/// A subject as sent: one line (`header_text`), at most `MAX_SUBJECT_CHARS`
 /// characters, cut after the last whole word that fits, with "…" when cut.
-pub fn subject_line(text: &str) -> String {
+pub(crate) fn subject_line(text: &str) -> String {
     let line = header_text(text);
     if line.chars().count() <= MAX_SUBJECT_CHARS {
         return line;

@@ -2,7 +2,7 @@
 //! at once, at most `mail.rate_per_s` a second), record the hand-over just
 //! before each message's final dot, and record the outcome the moment the
 //! server answers. 4xx, and timeouts and dropped connections before the dot,
-//! go back in the queue with exponential backoff (a 4xx retried so does not
+//! go back in the queue with `backoff` (with jitter; a 4xx retried so does not
 //! count toward the mail alert: the server is working); 5xx marks the row failed
 //! with the server's reply, and a refusal of the recipient or the message
 //! counts toward suppressing the subscriber; no answer after the dot leaves
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -26,6 +26,7 @@ use super::address::mask;
 use super::handover::{HandOver, HandOverState};
 use super::{MailError, Mailer, SendError};
 use crate::alerts::Alerts;
+use crate::backoff::Backoff;
 use crate::clock::SharedClock;
 use crate::config::MailConfig;
 use crate::store::{Claimed, Store};
@@ -33,7 +34,7 @@ use crate::store::{Claimed, Store};
 /// Rows claimed per round trip, per unit of concurrency.
 const BATCH_PER_SLOT: usize = 4;
 /// Longest backoff between two attempts.
-const MAX_BACKOFF_S: i64 = 6 * 3600;
+const MAX_BACKOFF: StdDuration = StdDuration::from_secs(6 * 3600);
 
 /// What a delivery pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -158,7 +159,7 @@ impl Delivery {
     }
 
     /// Alert the admins when sends keep failing, and when they work again.
-    pub fn with_alerts(mut self, alerts: Option<Arc<Alerts>>) -> Self {
+    pub(crate) fn with_alerts(mut self, alerts: Option<Arc<Alerts>>) -> Self {
         self.alerts = alerts;
         self
     }
@@ -404,7 +405,7 @@ impl Delivery {
             SendError::Transient(reason) | SendError::Deferred(reason)
                 if (row.attempts as u64) < u64::from(self.max_attempts) =>
             {
-                let next = now + self.backoff(row.attempts);
+                let next = self.next_attempt(now, row.attempts);
                 warn!(outbox_id = id, recipient = %to, attempts = row.attempts, error = %reason, retry_at = %next, "send failed; will retry");
                 let written = self.store.mark_retry(id, next, &reason).await;
                 self.record(id, written, Outcome::Retrying)
@@ -480,10 +481,60 @@ impl Delivery {
         outcome
     }
 
-    /// `retry_base` × 2^(attempts − 1), at most six hours.
-    fn backoff(&self, attempts: i64) -> Duration {
-        let base = i64::try_from(self.retry_base.as_millis()).unwrap_or(i64::MAX);
-        let factor = 1i64 << attempts.clamp(1, 30).saturating_sub(1);
-        Duration::milliseconds(base.saturating_mul(factor).min(MAX_BACKOFF_S * 1000))
+    /// When a row that failed its `attempts`-th send is tried again (see `retry_at`).
+    fn next_attempt(&self, now: DateTime<Utc>, attempts: i64) -> DateTime<Utc> {
+        retry_at(self.retry_base, now, attempts)
+    }
+}
+
+/// When a row that failed its `attempts`-th send at `now` is tried again:
+/// `retry_base` × 2^(attempts − 1), at most six hours, spread over the upper
+/// half of that by jitter, so rows (and replicas) that failed together do
+/// not all come back at the same instant.
+fn retry_at(retry_base: StdDuration, now: DateTime<Utc>, attempts: i64) -> DateTime<Utc> {
+    let backoff = Backoff {
+        base: retry_base,
+        cap: MAX_BACKOFF,
+    };
+    let retry = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0);
+    let wait = Duration::from_std(backoff.wait(retry)).unwrap_or(Duration::MAX);
+    now.checked_add_signed(wait)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_failing_at_the_same_instant_come_back_at_different_times() {
+        let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let base = StdDuration::from_secs(60);
+        for attempts in 1..=4 {
+            let full = Duration::from_std(base * 2u32.pow(attempts - 1)).unwrap();
+            let rows: Vec<DateTime<Utc>> = (0..20)
+                .map(|_| retry_at(base, now, i64::from(attempts)))
+                .collect();
+            for at in &rows {
+                assert!(
+                    *at >= now + full / 2 && *at <= now + full,
+                    "attempt {attempts}: {at} outside [{}, {}]",
+                    now + full / 2,
+                    now + full
+                );
+            }
+            let distinct: std::collections::HashSet<_> = rows.iter().collect();
+            assert!(distinct.len() > 15, "attempt {attempts}: {rows:?}");
+        }
+    }
+
+    #[test]
+    fn the_wait_is_capped_at_six_hours() {
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let at = retry_at(StdDuration::from_secs(86_400), now, 40);
+        assert!(at <= now + Duration::hours(6), "{at}");
+        assert!(at >= now + Duration::hours(3), "{at}");
     }
 }

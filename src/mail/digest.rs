@@ -8,7 +8,7 @@
 //! window is still where it was read. A fresh database records the latest
 //! period as a baseline; after that, only the latest missed period is sent.
 
-use super::kit::MailKit;
+use super::kit::{ItemView, MailKit};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -18,12 +18,9 @@ use tracing::{info, warn};
 use super::MailError;
 use super::compose::Outgoing;
 use crate::config::Config;
-use crate::model::{CategorySlug, Resource};
+use crate::model::{CategoryChoice, CategorySlug, ChangeKind, Frequency, Subscriber};
 use crate::schedule::Schedule;
-use crate::store::{
-    CategoryChoice, ChangeKind, Frequency, NewMessage, QueuedDigest, Subscriber, WindowEvent,
-};
-use crate::views::{date_text, excerpt};
+use crate::store::{NewMessage, QueuedDigest, WindowEvent};
 
 /// Digests rendered and queued per transaction.
 const BATCH: usize = 200;
@@ -150,7 +147,7 @@ impl Digests {
     /// Queues the latest due period of each schedule (recording a baseline on
     /// a fresh database), after finishing any period left unfinished whose
     /// claim has run out. A dry run records and queues nothing.
-    pub async fn enqueue_due(
+    pub(crate) async fn enqueue_due(
         &self,
         now: DateTime<Utc>,
         dry_run: bool,
@@ -165,7 +162,7 @@ impl Digests {
     /// Finishes `frequency`'s unfinished periods (taking over those whose
     /// claim ran out: their claimer died or failed part-way), then queues the
     /// latest due period, if one is due. "Due" counts finished periods only.
-    pub async fn enqueue_schedule(
+    pub(crate) async fn enqueue_schedule(
         &self,
         frequency: Frequency,
         now: DateTime<Utc>,
@@ -422,18 +419,10 @@ impl Digests {
             total: content.total,
             groups: &content.groups,
         };
-        let render = |name: &str| {
-            self.kit
-                .templates
-                .render(name, &view)
-                .map_err(|e| MailError::Template {
-                    name: name.to_owned(),
-                    reason: format!("{e:#}"),
-                })
-        };
+        let (text, html) = self.kit.render_pair("digest", &view)?;
         Ok(Some(Rendered {
-            text: render("digest.txt")?,
-            html: render("digest.html")?,
+            text,
+            html,
             subject,
             items: content.total,
         }))
@@ -591,37 +580,10 @@ impl GroupView {
             items: items
                 .iter()
                 .take(max)
-                .map(|(e, k)| ItemView::new(&e.resource, *k, config))
+                .map(|(e, k)| ItemView::new(&e.resource, Some(*k), &config.site.base_url))
                 .collect(),
             name,
             slug,
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct ItemView {
-    title: String,
-    kind: &'static str,
-    date: Option<String>,
-    excerpt: String,
-    link: String,
-    download: Option<String>,
-}
-
-impl ItemView {
-    fn new(r: &Resource, kind: ChangeKind, config: &Config) -> Self {
-        let link = r.link.as_ref().map_or_else(
-            || format!("{}resources/{}", config.site.base_url, r.id),
-            ToString::to_string,
-        );
-        Self {
-            title: r.title.clone(),
-            kind: kind.as_str(),
-            date: r.date.map(date_text),
-            excerpt: excerpt(&r.summary.plain_text()),
-            link,
-            download: r.download.as_ref().map(ToString::to_string),
         }
     }
 }

@@ -78,7 +78,7 @@ impl HandOver {
     }
 
     /// True once the dot may have reached the server.
-    pub fn released(&self) -> bool {
+    pub(crate) fn released(&self) -> bool {
         self.state() == HandOverState::Released
     }
 

@@ -81,13 +81,6 @@ pub enum SendError {
     Unconfirmed(String),
 }
 
-impl SendError {
-    /// True when a later attempt may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_) | Self::Deferred(_))
-    }
-}
-
 /// Where mail goes.
 #[derive(Clone)]
 enum Transport {

@@ -45,7 +45,10 @@ impl SigningKey {
     /// The key of `tidings serve`: `secret` (from `TIDINGS_SECRET`) if given,
     /// else the stored key. Records which (for a secret, its fingerprint) so
     /// that a command run with another key refuses to send (see `load`).
-    pub async fn for_daemon(store: &Store, secret: Option<String>) -> Result<Self, MailError> {
+    pub(crate) async fn for_daemon(
+        store: &Store,
+        secret: Option<String>,
+    ) -> Result<Self, MailError> {
         let with_secret = secret.is_some();
         let key = Self::resolve(store, secret).await?;
         store
@@ -125,7 +128,7 @@ impl SigningKey {
     }
 
     /// True when `mac` is `sign(purpose, fields)`; compares in constant time.
-    pub fn verify_signed(&self, purpose: &str, fields: &[&str], mac: &str) -> bool {
+    pub(crate) fn verify_signed(&self, purpose: &str, fields: &[&str], mac: &str) -> bool {
         verify_hex(self.hmac(&signed_message(purpose, fields)), mac)
     }
 
@@ -186,7 +189,7 @@ pub fn split(token: &str) -> Option<(i64, &str)> {
 }
 
 /// `bytes` random bytes as hex, from the operating system.
-pub fn random_hex(bytes: usize) -> Result<String, MailError> {
+pub(crate) fn random_hex(bytes: usize) -> Result<String, MailError> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| MailError::Random(e.to_string()))?;
     Ok(hex::encode(buf))

@@ -18,7 +18,7 @@ use crate::model::{Block, Entry, Snapshot, Summary};
 /// override or isolate control, a Unicode noncharacter, or a C0 control other
 /// than tab and line ends (U+0000 cannot be stored by PostgreSQL, and none of
 /// them may appear in XML 1.0).
-pub fn is_removed(c: char) -> bool {
+pub(crate) fn is_removed(c: char) -> bool {
     let code = u32::from(c);
     matches!(code, 0x202A..=0x202E | 0x2066..=0x2069 | 0xFDD0..=0xFDEF)
         || code & 0xFFFE == 0xFFFE

@@ -28,7 +28,7 @@ pub struct ParsedPage {
 }
 
 /// Parse `html`, fetched from `page_url`, with `select`.
-pub fn parse_page(html: &str, page_url: &Url, select: &Selectors) -> ParsedPage {
+pub(crate) fn parse_page(html: &str, page_url: &Url, select: &Selectors) -> ParsedPage {
     let document = Html::parse_document(html);
     let base = base_url(&document, page_url);
     let mut parsed = ParsedPage::default();
@@ -60,7 +60,7 @@ pub fn parse_page(html: &str, page_url: &Url, select: &Selectors) -> ParsedPage 
 /// `</body>` or `</html>`, or fewer closing than opening tags of the element
 /// holding the entries (`parsed.container`). HTML parsers close whatever is
 /// open at the end of the text, so this is read from the text itself.
-pub fn unfinished(html: &str, parsed: &ParsedPage) -> Option<String> {
+pub(crate) fn unfinished(html: &str, parsed: &ParsedPage) -> Option<String> {
     let lower = html.to_ascii_lowercase();
     if !lower.contains("</html") && !lower.contains("</body") {
         return Some("the page ends before its closing </body> or </html>".to_owned());
@@ -299,7 +299,7 @@ fn collapse(text: &str) -> String {
 }
 
 /// An absolute http(s) link, or `None` for `javascript:`, `data:`, `mailto:` and the unparseable.
-pub fn resolve_link(base: &Url, href: &str) -> Option<Url> {
+pub(crate) fn resolve_link(base: &Url, href: &str) -> Option<Url> {
     let href = href.trim();
     if href.is_empty() || href.starts_with('#') {
         return None;

@@ -9,12 +9,13 @@ pub mod scrape;
 pub mod seed;
 pub mod select;
 
+pub use scrape::CachedPage;
+
 use std::path::PathBuf;
 
 use crate::clock::SharedClock;
 use crate::config::{SourceConfig, SourceKind};
 use crate::model::Snapshot;
-use crate::store::CachedPage;
 
 /// Why a source produced no snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +65,7 @@ pub struct SourceOutput {
 
 /// Read a source once within its `run_timeout_s`, retries included: a source
 /// that hangs fails with `SourceError::Deadline` naming where it was read.
-pub async fn read_within(
+pub(crate) async fn read_within(
     source: &SourceConfig,
     contact: &str,
     cached: Vec<CachedPage>,

@@ -15,7 +15,19 @@ use super::html;
 use crate::clock::SharedClock;
 use crate::config::HtmlSourceConfig;
 use crate::model::{Entry, Snapshot};
-use crate::store::CachedPage;
+
+/// One page as the last good run fetched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPage {
+    /// The URL requested.
+    pub url: String,
+    /// The server's `ETag`, if any.
+    pub etag: Option<String>,
+    /// The server's `Last-Modified`, if any.
+    pub last_modified: Option<String>,
+    /// The decoded page text.
+    pub body: String,
+}
 
 /// What a scrape saw, besides the snapshot.
 #[derive(Debug)]

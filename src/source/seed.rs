@@ -32,7 +32,7 @@ pub enum SeedError {
 }
 
 /// Decode a seed file's bytes (UTF-8, with or without a BOM) and parse them.
-pub fn parse_seed_bytes(bytes: &[u8]) -> Result<Vec<Entry>, SeedError> {
+pub(crate) fn parse_seed_bytes(bytes: &[u8]) -> Result<Vec<Entry>, SeedError> {
     match std::str::from_utf8(bytes) {
         Ok(text) => parse_seed_text(text),
         Err(err) => {
@@ -48,7 +48,7 @@ pub fn parse_seed_bytes(bytes: &[u8]) -> Result<Vec<Entry>, SeedError> {
 /// Entries are separated by two or more blank lines, paragraphs by one; lines
 /// starting with `•` are list items. A date in a title becomes the entry's date.
 /// Line endings, a BOM, trailing and whitespace-only lines make no difference.
-pub fn parse_seed_text(text: &str) -> Result<Vec<Entry>, SeedError> {
+pub(crate) fn parse_seed_text(text: &str) -> Result<Vec<Entry>, SeedError> {
     let text = clean(text);
     let chunks = chunks(&text);
     let groups = groups(&chunks);

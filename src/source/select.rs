@@ -55,7 +55,7 @@ impl FieldSelector {
     }
 
     /// The explicit `@attr`, if any.
-    pub fn attr(&self) -> Option<&str> {
+    pub(crate) fn attr(&self) -> Option<&str> {
         self.attr.as_deref()
     }
 }

@@ -82,7 +82,7 @@ const RECORD_SELECT: &str = "SELECT a.id, a.announce_key, a.resource_id, \
 
 impl Store {
     /// One page of resources (withdrawn ones too) and how many match in all.
-    pub async fn admin_resources(
+    pub(crate) async fn admin_resources(
         &self,
         query: &AdminResourceQuery,
     ) -> Result<(Vec<Resource>, i64), StoreError> {
@@ -131,7 +131,7 @@ impl Store {
     }
 
     /// Every source name that has resources, sorted.
-    pub async fn admin_source_names(&self) -> Result<Vec<String>, StoreError> {
+    pub(crate) async fn admin_source_names(&self) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar("SELECT DISTINCT source FROM resources ORDER BY source")
             .fetch_all(&self.pool)
             .await
@@ -139,7 +139,7 @@ impl Store {
     }
 
     /// Announcement `id`, if recorded.
-    pub async fn announcement_record(
+    pub(crate) async fn announcement_record(
         &self,
         id: i64,
     ) -> Result<Option<AnnouncementRecord>, StoreError> {
@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// The newest `limit` announcements, newest first.
-    pub async fn recent_announcements(
+    pub(crate) async fn recent_announcements(
         &self,
         limit: usize,
     ) -> Result<Vec<AnnouncementRecord>, StoreError> {
@@ -170,7 +170,7 @@ impl Store {
     }
 
     /// What became of the messages of the announcement keyed `key`.
-    pub async fn announcement_delivery(&self, key: &str) -> Result<Delivery, StoreError> {
+    pub(crate) async fn announcement_delivery(&self, key: &str) -> Result<Delivery, StoreError> {
         let action = || StoreError::db(format!("count the messages of announcement {key}"));
         let pattern = format!("announcement/{}/%", like_escape(key));
         let rows = sqlx::query(
@@ -213,7 +213,7 @@ impl Store {
 
     /// Re-queues the failed messages of the announcement keyed `key` to be
     /// sent at `now`, as `tidings outbox retry` does; returns how many.
-    pub async fn retry_announcement(
+    pub(crate) async fn retry_announcement(
         &self,
         key: &str,
         now: DateTime<Utc>,

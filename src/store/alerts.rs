@@ -8,7 +8,7 @@ use super::{Store, StoreError, format_time};
 
 impl Store {
     /// Failed runs of `source` since its last successful one.
-    pub async fn consecutive_failures(&self, source: &str) -> Result<i64, StoreError> {
+    pub(crate) async fn consecutive_failures(&self, source: &str) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT consecutive_failures FROM source_state WHERE source = $1")
             .bind(source)
             .fetch_optional(&self.pool)
@@ -17,14 +17,9 @@ impl Store {
             .map_err(StoreError::db(format!("read the failures of {source}")))
     }
 
-    /// Raise `name`; true only for the caller that raised it now (it was clear or unknown).
-    pub async fn raise_alert(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        Ok(self.raise_alert_numbered(name, at).await?.is_some())
-    }
-
     /// Raise `name`; for the caller that raised it now, the number of this
     /// change of the alert (raises and clears counted together, from 1).
-    pub async fn raise_alert_numbered(
+    pub(crate) async fn raise_alert_numbered(
         &self,
         name: &str,
         at: DateTime<Utc>,
@@ -43,13 +38,17 @@ impl Store {
     }
 
     /// Clear `name`; true only for the caller that cleared a raised alert now.
-    pub async fn clear_alert(&self, name: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub(crate) async fn clear_alert(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         Ok(self.clear_alert_numbered(name, at).await?.is_some())
     }
 
     /// Clear `name`; for the caller that cleared a raised alert now, the
     /// number of this change of the alert.
-    pub async fn clear_alert_numbered(
+    pub(crate) async fn clear_alert_numbered(
         &self,
         name: &str,
         at: DateTime<Utc>,
@@ -68,7 +67,11 @@ impl Store {
     /// Makes the unsent emails of alert `name` due at `at`, ahead of a newer
     /// one about to be queued, so that the admins read the changes in order
     /// and the last email they get is the alert's state now.
-    pub async fn hurry_alert_mail(&self, name: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) async fn hurry_alert_mail(
+        &self,
+        name: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET next_attempt_at = $2 WHERE kind = 'alert' \
              AND status = 'queued' AND idem_key LIKE $1 AND next_attempt_at > $2",

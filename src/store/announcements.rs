@@ -10,32 +10,7 @@ use sqlx::Row;
 
 use super::outbox::insert_message;
 use super::{NewMessage, Store, StoreError, format_time, parse_time};
-use crate::model::ResourceId;
-
-/// How an announcement was asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    /// `tidings announce`.
-    Cli,
-    /// `POST /api/announcements`.
-    Api,
-    /// The admin page.
-    Admin,
-    /// A category with `announce = true`, on ingest.
-    Auto,
-}
-
-impl Route {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cli => "cli",
-            Self::Api => "api",
-            Self::Admin => "admin",
-            Self::Auto => "auto",
-        }
-    }
-}
+use crate::model::{ResourceId, Route};
 
 /// An announcement to record.
 #[derive(Debug, Clone)]
@@ -92,7 +67,7 @@ impl Store {
     /// Records `new` and queues `messages` in one transaction. `Ok(None)` when
     /// the resource was announced before and `new` is not forced (nothing queued).
     /// Returns the announcement's id and how many messages were queued.
-    pub async fn record_announcement(
+    pub(crate) async fn record_announcement(
         &self,
         new: &NewAnnouncement,
         messages: &[NewMessage],
@@ -140,7 +115,7 @@ impl Store {
     }
 
     /// Every announcement of `resource`, oldest first.
-    pub async fn announcements_of(
+    pub(crate) async fn announcements_of(
         &self,
         resource: &ResourceId,
     ) -> Result<Vec<Announcement>, StoreError> {
@@ -159,7 +134,9 @@ impl Store {
     }
 
     /// The latest announcement of every announced resource.
-    pub async fn latest_announcements(&self) -> Result<BTreeMap<String, Announcement>, StoreError> {
+    pub(crate) async fn latest_announcements(
+        &self,
+    ) -> Result<BTreeMap<String, Announcement>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, resource_id, announced_at, route, recipients, forced FROM announcements \
              ORDER BY id",
@@ -176,7 +153,7 @@ impl Store {
     }
 
     /// The latest run of every source that has run, by name.
-    pub async fn last_runs(&self) -> Result<Vec<LastRun>, StoreError> {
+    pub(crate) async fn last_runs(&self) -> Result<Vec<LastRun>, StoreError> {
         let rows = sqlx::query(
             "SELECT source, finished_at, ok, entries, new, changed, error FROM source_runs \
              WHERE id IN (SELECT MAX(id) FROM source_runs GROUP BY source) ORDER BY source",

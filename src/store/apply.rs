@@ -7,13 +7,12 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, AssertSqlSafe};
 
 use super::batch::{self, Placeholders};
-use super::resources::ChangeKind;
 use super::rows::Content;
 use super::upgrade::identity_digest;
 use super::{Backend, Store, StoreError, format_time};
 use crate::clock::Clock;
 use crate::identity::{guid, resource_id};
-use crate::model::ResourceId;
+use crate::model::{ChangeKind, ResourceId};
 use crate::reconcile::{ChangeSet, Changed, Counts, FieldChange, Observed, Reappeared};
 
 /// What a successful apply recorded.
@@ -65,7 +64,7 @@ impl Store {
     }
 
     /// `apply`, recording the run as `record` says (a partial run, an accepted held one).
-    pub async fn apply_run(
+    pub(crate) async fn apply_run(
         &self,
         source: &str,
         set: &ChangeSet,

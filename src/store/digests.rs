@@ -5,10 +5,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::resources::ChangeKind;
 use super::rows::{self, resource_columns};
 use super::{Store, StoreError, format_time, parse_time};
-use crate::model::{Resource, ResourceId};
+use crate::model::{ChangeKind, Resource, ResourceId};
 
 /// A resource that is new or changed in a window, with when.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +23,7 @@ pub struct WindowEvent {
 impl WindowEvent {
     /// For a subscriber whose window starts at `start`: `None` if nothing
     /// happened after `start`, else whether it is new or changed to them.
-    pub fn kind_after(&self, start: DateTime<Utc>) -> Option<ChangeKind> {
+    pub(crate) fn kind_after(&self, start: DateTime<Utc>) -> Option<ChangeKind> {
         if self.latest_at <= start {
             return None;
         }
@@ -47,7 +46,7 @@ pub enum RunClaim {
 impl Store {
     /// Claims period `period` of `schedule` until `lease_until`: a new row, or
     /// one whose claimer died before finishing (its lease ran out).
-    pub async fn claim_digest_run(
+    pub(crate) async fn claim_digest_run(
         &self,
         schedule: &str,
         period: DateTime<Utc>,
@@ -91,7 +90,7 @@ impl Store {
     /// queued. A period whose claim lapsed mid-queue (a slow batch) can be
     /// finished by two claimers, each queueing only subscribers the other
     /// had not: their counts add up, and the first finish time stays.
-    pub async fn finish_digest_run(
+    pub(crate) async fn finish_digest_run(
         &self,
         schedule: &str,
         period: DateTime<Utc>,
@@ -114,7 +113,7 @@ impl Store {
 
     /// Records `period` as a finished run that sent nothing: the starting point
     /// on a fresh database, so only later periods count as missed.
-    pub async fn record_digest_baseline(
+    pub(crate) async fn record_digest_baseline(
         &self,
         schedule: &str,
         period: DateTime<Utc>,
@@ -137,7 +136,7 @@ impl Store {
 
     /// The latest finished period of `schedule` (a baseline counts), if any.
     /// A period claimed but never finished does not count: it is still owed.
-    pub async fn last_digest_period(
+    pub(crate) async fn last_digest_period(
         &self,
         schedule: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -157,7 +156,7 @@ impl Store {
 
     /// Periods of `schedule` claimed but never finished (their claimer died or
     /// failed part-way, or is still at it), oldest first, with each claim's end.
-    pub async fn unfinished_digest_periods(
+    pub(crate) async fn unfinished_digest_periods(
         &self,
         schedule: &str,
     ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
@@ -178,7 +177,7 @@ impl Store {
 
     /// Extends this process's claim on an unfinished period to `until`, as
     /// it makes progress, so nobody takes over a period still being queued.
-    pub async fn renew_digest_claim(
+    pub(crate) async fn renew_digest_claim(
         &self,
         schedule: &str,
         period: DateTime<Utc>,
@@ -201,7 +200,7 @@ impl Store {
 
     /// Ends the claim on an unfinished period at once (its claimer failed),
     /// so a retry by any process takes it over without waiting.
-    pub async fn release_digest_claim(
+    pub(crate) async fn release_digest_claim(
         &self,
         schedule: &str,
         period: DateTime<Utc>,

@@ -42,7 +42,10 @@ fn to_usize(n: i64) -> usize {
 impl Store {
     /// One page of current resources, newest first seen first (ties by id).
     /// How many match in all is `category_counts`' to say, which pages read anyway.
-    pub async fn resource_page(&self, query: &PageQuery) -> Result<Vec<Resource>, StoreError> {
+    pub(crate) async fn resource_page(
+        &self,
+        query: &PageQuery,
+    ) -> Result<Vec<Resource>, StoreError> {
         let action = "list a page of resources";
         let category = query.category.as_ref().map(|c| c.as_str().to_owned());
         let sql = concat!(
@@ -69,7 +72,7 @@ impl Store {
     /// Every category named by a resource, by slug, with its number of current
     /// resources; with `include_withdrawn`, categories only withdrawn resources
     /// name are listed too (with a count of 0).
-    pub async fn category_counts(
+    pub(crate) async fn category_counts(
         &self,
         include_withdrawn: bool,
     ) -> Result<Vec<CategoryCount>, StoreError> {
@@ -104,7 +107,7 @@ impl Store {
     ///
     /// Filtering this list by category and taking `max_items` gives the same
     /// items as doing so on every stored resource, without loading them all.
-    pub async fn feed_resources(
+    pub(crate) async fn feed_resources(
         &self,
         categories: &[CategorySlug],
         max_items: usize,

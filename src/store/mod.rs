@@ -2,8 +2,33 @@
 //! or PostgreSQL, through sqlx's `Any` driver with one set of `$1`-style SQL.
 //! This file opens and migrates the database and defines the errors; reads live
 //! in `resources`, the ingest transaction in `apply`, mail's tables in
-//! `subscribers`, `digests` and `outbox`. Dialects differ only in the
-//! migrations (auto-increment, `STRICT`) and in claiming outbox rows.
+//! `subscribers`, `digests` and `outbox`.
+//!
+//! Queries are written once. The dialects part only where one of them forces it:
+//! - migrations (`migrations/{sqlite,postgres}`): auto-increment, `STRICT`
+//!   tables and column types are spelled differently;
+//! - opening (here): SQLite gets WAL and `synchronous = NORMAL` on each
+//!   connection so readers run beside the one writer; PostgreSQL gets a small
+//!   second pool committing with `synchronous_commit = off` for outbox
+//!   records (SQLite's WAL already commits without an fsync); an in-memory
+//!   SQLite database keeps its one connection, since each new one would be
+//!   another, empty database;
+//! - the read-only probe at start (here): a SQLite file that cannot be
+//!   written vs PostgreSQL's `transaction_read_only`;
+//! - closing (here): SQLite folds its write-ahead log into the file, so the
+//!   `.db` file alone is whole;
+//! - claiming outbox rows (`outbox`): PostgreSQL's `FOR UPDATE SKIP LOCKED`
+//!   lets replicas claim disjoint rows; SQLite's write lock already makes the
+//!   claim one step;
+//! - generated multi-row statements (`batch`): anonymous `?` placeholders on
+//!   SQLite, whose lookup of a numbered `$n` scans every name in the
+//!   statement (seconds for thousands of rows), `$n` on PostgreSQL;
+//! - waking replicas (`notify`): `LISTEN`/`NOTIFY` exists only on PostgreSQL,
+//!   and SQLite has one process to wake;
+//! - `backup`: `VACUUM INTO` copies a SQLite file; PostgreSQL has `pg_dump`;
+//! - `copy`: listing tables and column types reads each catalog
+//!   (`sqlite_master` vs `information_schema`), and a PostgreSQL target's
+//!   identity sequences are moved past the copied ids.
 
 mod admin;
 mod admins;
@@ -38,18 +63,17 @@ use sqlx::{AnyConnection, AnyPool, Connection as _};
 
 pub use admin::{AdminResourceQuery, AdminSort, AnnouncementRecord, Delivery};
 pub use admins::{AdminAccount, SessionRecord};
-pub use announcements::{Announcement, LastRun, NewAnnouncement, Route};
+pub use announcements::{Announcement, LastRun, NewAnnouncement};
 pub use apply::{AppliedRun, RunRecord};
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use copy::CopiedTable;
 pub use digests::{RunClaim, WindowEvent};
 pub use listing::{CategoryCount, PageQuery};
 pub use outbox::{Claimed, NewMessage, OutboxBacklog, OutboxMessage, QueuedDigest};
-pub use pages::CachedPage;
 pub use refile::Refiled;
-pub use resources::{ChangeEvent, ChangeKind, ReconcileState, ResourceFilter};
+pub use resources::{ReconcileState, ResourceFilter};
 pub use runs::{HeldRun, NewHeldRun, RunRow};
-pub use subscribers::{CategoryChoice, Frequency, NewSubscriber, Subscriber, SubscriberStatus};
+pub use subscribers::NewSubscriber;
 pub use upgrade::identity_digest;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -66,7 +90,7 @@ pub enum Backend {
 
 impl Backend {
     /// The backend a database URL names, if it is one Tidings supports.
-    pub fn from_url(url: &str) -> Option<Self> {
+    pub(crate) fn from_url(url: &str) -> Option<Self> {
         let scheme = url.split(':').next().unwrap_or_default();
         match scheme.to_ascii_lowercase().as_str() {
             "sqlite" => Some(Self::Sqlite),
@@ -153,7 +177,7 @@ impl StoreError {
     /// True when the database could not be reached (no connection within
     /// the pool's acquire timeout, a connection cut, the server shutting
     /// down), as opposed to a query that failed: trying again later may work.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         let Self::Db { source, .. } = self else {
             return false;
         };
@@ -264,7 +288,7 @@ impl Store {
     /// `acquire` gives up after `wait`: during a database outage a request
     /// fails fast (the handlers answer 503) while background work keeps its
     /// patience. An in-memory SQLite database keeps its one connection.
-    pub fn for_requests(&self, url: &str, wait: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn for_requests(&self, url: &str, wait: Duration) -> Result<Self, StoreError> {
         if self.backend == Backend::Sqlite && sqlite_in_memory(url) {
             return Ok(self.clone());
         }

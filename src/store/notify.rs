@@ -37,7 +37,7 @@ impl Store {
     /// Until `stop`, nudges `wake` whenever any process queues mail in the
     /// PostgreSQL database at `url`, listening again after a lost connection.
     /// Returns at once on SQLite.
-    pub async fn listen_outbox(
+    pub(crate) async fn listen_outbox(
         &self,
         url: &str,
         wake: Arc<Notify>,

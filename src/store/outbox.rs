@@ -1,7 +1,8 @@
 //! The outbox: every email, fully rendered, under a unique idempotency key.
 //! Queuing a digest claims the subscriber's window and inserts the message in
-//! one transaction; delivery claims due rows (the one dialect branch in the
-//! store: SQLite's write lock vs PostgreSQL's `FOR UPDATE SKIP LOCKED`), then
+//! one transaction; delivery claims due rows (SQLite's write lock vs
+//! PostgreSQL's `FOR UPDATE SKIP LOCKED`, one of the dialect branches the
+//! store module lists), then
 //! records the hand-over just before each message's final dot (only if nobody
 //! recorded it before: the one write that decides who may finish a message)
 //! and each outcome. Rows stuck in `sending` past `claimed_until` (a process
@@ -270,7 +271,8 @@ impl Store {
             "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2 \
              WHERE id IN (SELECT id FROM outbox WHERE {CLAIM_WHERE} \
              ORDER BY next_attempt_at, id LIMIT $3{lock}) \
-             RETURNING id, recipient, message, attempts, idem_key, kind, claimed_until"
+             RETURNING id, recipient, message, attempts, idem_key, kind, claimed_until, \
+             next_attempt_at"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(format_time(now))
@@ -279,9 +281,11 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::db("claim outbox messages"))?;
-        rows.iter()
+        let mut claimed = rows
+            .iter()
             .map(|row| {
-                Ok(Claimed {
+                let due: String = row.try_get("next_attempt_at")?;
+                let claimed = Claimed {
                     id: row.try_get("id")?,
                     recipient: row.try_get("recipient")?,
                     message: row.try_get("message")?,
@@ -289,10 +293,16 @@ impl Store {
                     idem_key: row.try_get("idem_key")?,
                     kind: row.try_get("kind")?,
                     claimed_until: parse_time(&row.try_get::<String, _>("claimed_until")?)?,
-                })
+                };
+                Ok((due, claimed))
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::db("claim outbox messages"))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::db("claim outbox messages"))?;
+        // RETURNING follows neither backend's subquery order; the worker
+        // relies on due order (an alert's raise before its recovery), and
+        // stored times are fixed-width text, so they sort as text.
+        claimed.sort_by(|(a, x), (b, y)| (a, x.id).cmp(&(b, y.id)));
+        Ok(claimed.into_iter().map(|(_, row)| row).collect())
     }
 
     /// Records that message `id`, claimed by the caller, is about to be handed

@@ -1,32 +1,21 @@
-//! The page cache of `html` sources: the last good body of each page with
-//! its `ETag` and `Last-Modified`, replaced as a whole after each successful
-//! run, so a `304` can reuse exactly what the last good run parsed.
+//! The page cache of `html` sources, persisted: the last good body of each
+//! page with its `ETag` and `Last-Modified` (`source::CachedPage`, what the
+//! source read), replaced as a whole after each successful run, so a `304`
+//! can reuse exactly what the last good run parsed.
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::batch::{self, Placeholders};
 use super::{Store, StoreError, format_time};
+use crate::source::CachedPage;
 
 /// Bytes of page text per statement, roughly; a larger page is written alone.
 const CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
-/// One page as the last good run fetched it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedPage {
-    /// The URL requested.
-    pub url: String,
-    /// The server's `ETag`, if any.
-    pub etag: Option<String>,
-    /// The server's `Last-Modified`, if any.
-    pub last_modified: Option<String>,
-    /// The decoded page text.
-    pub body: String,
-}
-
 impl Store {
     /// Every cached page of `source`.
-    pub async fn cached_pages(&self, source: &str) -> Result<Vec<CachedPage>, StoreError> {
+    pub(crate) async fn cached_pages(&self, source: &str) -> Result<Vec<CachedPage>, StoreError> {
         let action = || format!("read the page cache of {source}");
         let rows =
             sqlx::query("SELECT url, etag, last_modified, body FROM page_cache WHERE source = $1")

@@ -5,9 +5,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use url::Url;
 
-use super::resources::{ChangeEvent, ChangeKind};
 use super::{format_time, parse_time};
-use crate::model::{Category, EntryDate, Resource, ResourceId, Revision, Summary};
+use crate::model::{
+    Category, ChangeEvent, ChangeKind, EntryDate, Resource, ResourceId, Revision, Summary,
+};
 use crate::reconcile::{FieldChange, Observed, StoredResource};
 
 /// The columns `resource` and `stored` read, in a form `concat!` accepts.
@@ -35,7 +36,7 @@ pub(super) struct Content {
 
 impl Content {
     /// The stored form of what was observed.
-    pub fn of(obs: &Observed) -> Self {
+    pub(super) fn of(obs: &Observed) -> Self {
         let e = &obs.entry;
         Self {
             title: e.title.clone(),

@@ -72,7 +72,7 @@ pub struct NewHeldRun<'a> {
 impl Store {
     /// Stores a held run: a `source_runs` row (outcome `held`) and its snapshot.
     /// Resources, events, the source's state and its page cache are left alone.
-    pub async fn hold_run(
+    pub(crate) async fn hold_run(
         &self,
         run: &NewHeldRun<'_>,
         at: DateTime<Utc>,
@@ -118,7 +118,7 @@ impl Store {
     }
 
     /// The latest `limit` runs of every source, newest first.
-    pub async fn list_runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+    pub(crate) async fn list_runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, r.source, r.finished_at, r.ok, r.outcome, r.entries, r.new, r.changed, \
              r.withdrawn, r.error, h.summary FROM source_runs r \
@@ -158,7 +158,7 @@ impl Store {
     }
 
     /// The newest run of `source` applied after `run_id`, if any.
-    pub async fn applied_after(
+    pub(crate) async fn applied_after(
         &self,
         source: &str,
         run_id: i64,
@@ -174,7 +174,7 @@ impl Store {
     }
 
     /// Runs of `source` still held.
-    pub async fn held_count(&self, source: &str) -> Result<i64, StoreError> {
+    pub(crate) async fn held_count(&self, source: &str) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "SELECT COUNT(*) FROM source_runs WHERE source = $1 AND outcome = 'held'",
         )
@@ -188,7 +188,11 @@ impl Store {
 
     /// Discards held run `run_id`: its outcome becomes `rejected` and its snapshot
     /// is dropped (the field summary stays).
-    pub async fn reject_run(&self, run_id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) async fn reject_run(
+        &self,
+        run_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let action = || format!("reject run {run_id}");
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action()))?;
         let done = sqlx::query(

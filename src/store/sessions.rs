@@ -34,27 +34,8 @@ impl Store {
         .map_err(StoreError::db("start an admin session"))
     }
 
-    /// True when session `id` exists for `credential` and has not expired.
-    pub async fn admin_session_live(
-        &self,
-        id: &str,
-        credential: &str,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM admin_sessions WHERE id = $1 AND credential = $2 AND expires_at > $3",
-        )
-        .bind(id)
-        .bind(credential)
-        .bind(format_time(now))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::db("look up an admin session"))?;
-        Ok(found.is_some())
-    }
-
     /// End session `id`; a no-op when it is already gone.
-    pub async fn end_admin_session(&self, id: &str) -> Result<(), StoreError> {
+    pub(crate) async fn end_admin_session(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM admin_sessions WHERE id = $1")
             .bind(id)
             .execute(&self.pool)

@@ -36,7 +36,7 @@ use crate::mail::address::mask;
 use crate::store::{AdminAccount, NewAuditEntry};
 
 /// A session unused for this long ends (as well as 8 hours after sign-in).
-pub const SESSION_IDLE: Duration = Duration::minutes(60);
+pub(super) const SESSION_IDLE: Duration = Duration::minutes(60);
 
 /// An argon2id hash (Tidings' parameters) that no password matches: an
 /// unknown address is checked against it, so it costs what a known one does.
@@ -44,7 +44,7 @@ const NO_ACCOUNT_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm8tYWNjb3VudC1zYW
 
 /// The admin a request comes from, put in its extensions by `require_session`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedIn {
+pub(super) struct SignedIn {
     /// The named account, or `None` for the bootstrap account.
     pub id: Option<i64>,
     /// The name the log uses.
@@ -75,7 +75,7 @@ impl SignedIn {
 
 /// The per-account limiter's key: a digest of the sign-in name as typed
 /// (trimmed, lower-cased), so unknown names are limited like known ones.
-pub type AccountKey = [u8; 16];
+pub(super) type AccountKey = [u8; 16];
 
 fn account_key(login: &str) -> AccountKey {
     let digest = Sha256::digest(login.trim().to_lowercase().as_bytes());
@@ -93,7 +93,7 @@ fn is_bootstrap(login: &str) -> bool {
 /// Middleware: `/admin…` without a valid session redirects to sign-in (404
 /// while no account can sign in: no admin password and no named account);
 /// every admin answer is `no-store`.
-pub async fn require_session(
+pub(super) async fn require_session(
     State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,
@@ -186,7 +186,7 @@ struct LoginPage<'a> {
 }
 
 /// `GET /admin/login`.
-pub async fn login_page(
+pub(super) async fn login_page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
@@ -249,7 +249,7 @@ struct Attempt<'a> {
 /// limit; past it even a right password is refused for a while. At most
 /// `PASSWORD_CHECKS_AT_ONCE` checks run at once; a sign-in that waits
 /// longer than `PASSWORD_CHECK_WAIT` for one is told to retry (503).
-pub async fn login(
+pub(super) async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -452,7 +452,7 @@ fn too_many(
 
 /// `POST /admin/logout`: ends the session in the store as well as in this
 /// browser, so a copy of the cookie signs nobody in.
-pub async fn logout(
+pub(super) async fn logout(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<SignedIn>,
     headers: HeaderMap,

@@ -17,7 +17,8 @@ use super::pages::{SiteView, site_view};
 use super::security::csrf_issue;
 use super::{AppState, WebError};
 use crate::config::Config;
-use crate::store::{AdminResourceQuery, AdminSort, CategoryChoice, Subscriber, SubscriberStatus};
+use crate::model::{CategoryChoice, Subscriber, SubscriberStatus};
+use crate::store::{AdminResourceQuery, AdminSort};
 use crate::views::date_text;
 use chrono::{DateTime, Utc};
 
@@ -26,7 +27,7 @@ const PER_PAGE: usize = 30;
 
 /// The admin password as an argon2 PHC string: `TIDINGS_ADMIN_PASSWORD`
 /// hashed now with a random salt, else `admin.password_hash`; `None` turns the page off.
-pub fn password_hash(config: &Config) -> Result<Option<String>, String> {
+pub(crate) fn password_hash(config: &Config) -> Result<Option<String>, String> {
     let Some(password) = &config.admin.password else {
         return Ok(config.admin.password_hash.clone());
     };
@@ -113,7 +114,7 @@ struct RunRow {
 
 /// Query of `GET /admin`: search words, filters, order and page.
 #[derive(Debug, Default, Deserialize)]
-pub struct HomeQuery {
+pub(super) struct HomeQuery {
     q: Option<String>,
     category: Option<String>,
     source: Option<String>,
@@ -145,7 +146,7 @@ impl HomeQuery {
 }
 
 /// `GET /admin`.
-pub async fn home(
+pub(super) async fn home(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(query): Query<HomeQuery>,

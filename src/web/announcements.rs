@@ -28,8 +28,8 @@ use super::security::csrf_issue;
 use super::subscribe::expired_form;
 use super::{AppState, WebError};
 use crate::announce::{AnnounceError, Preview, Request as AnnounceRequest};
-use crate::model::ResourceId;
-use crate::store::{AnnouncementRecord, Delivery, Route};
+use crate::model::{ResourceId, Route};
+use crate::store::{AnnouncementRecord, Delivery};
 
 /// Announcements listed on `/admin/announcements`.
 const LISTED: usize = 100;
@@ -63,12 +63,12 @@ struct PreviousRow {
 
 /// Query of `GET /admin/announce/{id}`.
 #[derive(Debug, Deserialize)]
-pub struct PreviewQuery {
+pub(super) struct PreviewQuery {
     message: Option<String>,
 }
 
 /// `GET /admin/announce/{id}`: the email as subscribers would get it, and to how many.
-pub async fn preview(
+pub(super) async fn preview(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<SignedIn>,
     headers: HeaderMap,
@@ -178,7 +178,7 @@ fn render(
 /// `POST /admin/announce/{id}`: "Update preview" shows the email for the
 /// form's note; "Send" queues and records it (route `admin`) when it is
 /// exactly the email previewed, then opens the announcement's page.
-pub async fn announce(
+pub(super) async fn announce(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<SignedIn>,
     headers: HeaderMap,
@@ -374,13 +374,13 @@ fn delivery_words(d: &Delivery) -> String {
 
 /// Query of `GET /admin/announcements/{id}`.
 #[derive(Debug, Deserialize)]
-pub struct AnnouncementQuery {
+pub(super) struct AnnouncementQuery {
     queued: Option<i64>,
     retried: Option<u64>,
 }
 
 /// `GET /admin/announcements/{id}`: who got it, counted now from the outbox.
-pub async fn announcement(
+pub(super) async fn announcement(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -408,7 +408,7 @@ pub async fn announcement(
 }
 
 /// `POST /admin/announcements/{id}/retry`: its failed messages are queued again.
-pub async fn retry(
+pub(super) async fn retry(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<SignedIn>,
     headers: HeaderMap,
@@ -455,7 +455,7 @@ struct ListPage {
 }
 
 /// `GET /admin/announcements`: the newest announcements and how each went.
-pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, WebError> {
+pub(super) async fn list(State(state): State<Arc<AppState>>) -> Result<Response, WebError> {
     let mut rows = Vec::new();
     for a in state.store.recent_announcements(LISTED).await? {
         let d = state.store.announcement_delivery(&a.key).await?;

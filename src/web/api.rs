@@ -15,22 +15,21 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::announce::Request;
-use crate::store::Route;
+use crate::model::{CategorySlug, ResourceId, Route};
 
 use super::{AppState, WebError};
-use crate::model::{CategorySlug, ResourceId};
 use crate::store::ResourceFilter;
 use crate::views::{ResourceDetailJson, ResourceJson, RevisionJson};
 
 /// Query of `GET /api/resources`.
 #[derive(Debug, Deserialize)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     category: Option<String>,
     since: Option<String>,
 }
 
 /// `GET /api/resources`.
-pub async fn list(
+pub(super) async fn list(
     State(state): State<Arc<AppState>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<ResourceJson>>, WebError> {
@@ -45,7 +44,7 @@ pub async fn list(
 }
 
 /// `GET /api/resources/{id}`: the resource with its revisions.
-pub async fn show(
+pub(super) async fn show(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<ResourceDetailJson>, WebError> {
@@ -78,7 +77,7 @@ struct AnnounceBody {
 /// is off), 401 without the right bearer token, 400 for a bad body, 404 for an
 /// unknown resource, 409 when announced before (unless `force`), 200 with the
 /// rendered email for `dry_run`, else 202 once queued.
-pub async fn announce(
+pub(super) async fn announce(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,

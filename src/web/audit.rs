@@ -18,7 +18,7 @@ const PER_PAGE: usize = 50;
 
 /// Query of `GET /admin/log`.
 #[derive(Debug, Deserialize)]
-pub struct LogQuery {
+pub(super) struct LogQuery {
     page: Option<String>,
 }
 
@@ -42,7 +42,7 @@ struct LogRow {
 }
 
 /// `GET /admin/log`: who did what, when.
-pub async fn log(
+pub(super) async fn log(
     State(state): State<Arc<AppState>>,
     Extension(me): Extension<SignedIn>,
     Query(query): Query<LogQuery>,

@@ -3,7 +3,9 @@
 //! request's span (`request{method, matched_path, ...}`, opened by `trace`
 //! around every handler), and never sent to the client. A database that cannot be
 //! reached is a 503 with `Retry-After`, not a 500. The body is JSON; pages
-//! for people turn it into an HTML page (`html_errors`).
+//! for people turn it into an HTML page (`html_errors`), and the API gives
+//! errors the router answers itself (a method a route does not take) a JSON
+//! body too (`json_errors`).
 
 use std::sync::Arc;
 
@@ -48,7 +50,7 @@ pub enum WebError {
 
 impl WebError {
     /// An internal failure with its cause.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         Self::Internal(cause.to_string())
     }
 
@@ -125,21 +127,51 @@ impl IntoResponse for WebError {
     }
 }
 
-/// Middleware for pages people read: a `WebError`'s JSON body becomes an
-/// HTML page with the same status and headers (`Retry-After` included).
-pub async fn html_errors(State(state): State<Arc<AppState>>, response: Response) -> Response {
-    let Some(failure) = response.extensions().get::<Failure>().cloned() else {
-        return response;
-    };
+/// True for a failed response whose body is not of `content_type`: one the
+/// router or an extractor answered (405, a rejected form) rather than a handler.
+fn answered_bare(response: &Response, content_type: &str) -> bool {
     let status = response.status();
+    let typed = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(content_type));
+    (status.is_client_error() || status.is_server_error()) && !typed
+}
+
+/// What a person is told about a failure that carries no message of its own.
+fn plain_words(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => {
+            "There is nothing at this address. It may have moved, or the link may be wrong."
+        }
+        StatusCode::METHOD_NOT_ALLOWED => "This address does not take that kind of request.",
+        s if s.is_server_error() => "This page could not be shown. Try again in a few minutes.",
+        _ => "The request could not be understood. Go back and try again.",
+    }
+}
+
+/// Middleware for pages people read: a `WebError`'s JSON body, or a failure
+/// the router answered without a page, becomes an HTML page with the same
+/// status and headers (`Retry-After` and `Allow` included).
+pub(super) async fn html_errors(
+    State(state): State<Arc<AppState>>,
+    response: Response,
+) -> Response {
+    let status = response.status();
+    let message = match response.extensions().get::<Failure>() {
+        Some(failure) => failure.message.clone(),
+        None if answered_bare(&response, "text/html") => plain_words(status).to_owned(),
+        None => return response,
+    };
     let (heading, message) = match status {
         StatusCode::INTERNAL_SERVER_ERROR => (
             "Something went wrong",
-            "This page could not be shown. Try again in a few minutes.".to_owned(),
+            plain_words(StatusCode::INTERNAL_SERVER_ERROR).to_owned(),
         ),
-        StatusCode::SERVICE_UNAVAILABLE => ("Briefly unavailable", failure.message),
-        StatusCode::NOT_FOUND => ("Page not found", failure.message),
-        _ => ("This request cannot be answered", failure.message),
+        StatusCode::SERVICE_UNAVAILABLE => ("Briefly unavailable", message),
+        StatusCode::NOT_FOUND => ("Page not found", message),
+        _ => ("This request cannot be answered", message),
     };
     let Ok(page) = super::pages::error_page(&state, status, heading, &message) else {
         return response;
@@ -151,4 +183,32 @@ pub async fn html_errors(State(state): State<Arc<AppState>>, response: Response)
         parts.headers.insert(name.clone(), value.clone());
     }
     Response::from_parts(parts, body)
+}
+
+/// Middleware for the API: a failure the router answered without a body (a
+/// method the route does not take) gets the API's JSON shape,
+/// `{"error": "method not allowed"}`, with the same status and headers.
+pub(super) async fn json_errors(response: Response) -> Response {
+    if !answered_bare(&response, "application/json") {
+        return response;
+    }
+    let reason = response
+        .status()
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    let (mut parts, _) = response.into_parts();
+    let (json_parts, body) = Json(json!({ "error": reason }))
+        .into_response()
+        .into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in &json_parts.headers {
+        parts.headers.insert(name.clone(), value.clone());
+    }
+    Response::from_parts(parts, body)
+}
+
+/// Any path under `/api/` that names nothing: the API's 404, in JSON.
+pub(super) async fn api_not_found() -> WebError {
+    WebError::NotFound("not found".to_owned())
 }

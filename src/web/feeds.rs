@@ -18,7 +18,7 @@ const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=300
 
 /// `GET /feeds/{name}.rss` and `.atom`. The request is taken whole (its
 /// headers are only read), which spares the copy a `HeaderMap` extractor makes.
-pub async fn feed(
+pub(super) async fn feed(
     State(state): State<Arc<AppState>>,
     Path(file): Path<String>,
     request: Request,
@@ -30,7 +30,7 @@ pub async fn feed(
 }
 
 /// `GET /feeds.opml`.
-pub async fn opml(State(state): State<Arc<AppState>>, request: Request) -> Response {
+pub(super) async fn opml(State(state): State<Arc<AppState>>, request: Request) -> Response {
     serve_named(&state, "feeds.opml", request.headers())
 }
 

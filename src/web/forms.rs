@@ -9,18 +9,17 @@ use serde::Serialize;
 
 use super::pages::{SiteView, site_view};
 use super::{AppState, WebError};
-use crate::model::{Category, CategorySlug};
+use crate::model::{Category, CategoryChoice, CategorySlug, Frequency};
 use crate::publish;
-use crate::store::{CategoryChoice, Frequency};
 
 /// An urlencoded body as (key, value) pairs, in order.
-pub fn parse(body: &[u8]) -> Vec<(String, String)> {
+pub(super) fn parse(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// The body's fields when its CSRF field matches this browser's cookie;
 /// `None` for a forged or stale form.
-pub fn verified(
+pub(super) fn verified(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
@@ -31,7 +30,7 @@ pub fn verified(
 }
 
 /// The first value of `key`.
-pub fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(super) fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == key)
@@ -39,7 +38,7 @@ pub fn value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// Categories a subscriber may choose: configured, "other", and any in the store.
-pub async fn categories(state: &AppState) -> Result<Vec<Category>, WebError> {
+pub(super) async fn categories(state: &AppState) -> Result<Vec<Category>, WebError> {
     let named: Vec<Category> = (state.store.category_counts(true).await?)
         .into_iter()
         .map(|c| c.category)
@@ -48,7 +47,7 @@ pub async fn categories(state: &AppState) -> Result<Vec<Category>, WebError> {
 }
 
 /// The chosen categories and frequency of a form, or what is wrong with them.
-pub fn choice(
+pub(super) fn choice(
     pairs: &[(String, String)],
     known: &[Category],
 ) -> Result<(CategoryChoice, Frequency), &'static str> {
@@ -81,7 +80,7 @@ pub fn choice(
 
 /// What `subscribe_fields.html` sees as `form`.
 #[derive(Serialize)]
-pub struct FormView {
+pub(super) struct FormView {
     all: bool,
     categories: Vec<CategoryBox>,
     frequency: &'static str,
@@ -96,7 +95,7 @@ struct CategoryBox {
 
 impl FormView {
     /// The fields for `known` categories, with `choice` and `frequency` ticked.
-    pub fn new(known: &[Category], choice: &CategoryChoice, frequency: Frequency) -> Self {
+    pub(super) fn new(known: &[Category], choice: &CategoryChoice, frequency: Frequency) -> Self {
         Self {
             all: *choice == CategoryChoice::All,
             categories: known
@@ -114,7 +113,7 @@ impl FormView {
 
 /// A link under a notice.
 #[derive(Serialize)]
-pub struct Link {
+pub(super) struct Link {
     /// Where to.
     pub href: String,
     /// Its text.
@@ -131,7 +130,7 @@ struct NoticePage<'a> {
 }
 
 /// A plain page with a heading, some paragraphs and maybe a link.
-pub fn notice(
+pub(super) fn notice(
     state: &AppState,
     status: StatusCode,
     heading: &str,
@@ -150,7 +149,7 @@ pub fn notice(
 }
 
 /// `response` with `cookie` set (a `Set-Cookie` written by the jar), if there is one.
-pub fn with_cookie(response: Response, cookie: Option<Cookie<'static>>) -> Response {
+pub(super) fn with_cookie(response: Response, cookie: Option<Cookie<'static>>) -> Response {
     match cookie {
         Some(cookie) => (CookieJar::new().add(cookie), response).into_response(),
         None => response,

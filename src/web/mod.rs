@@ -43,10 +43,11 @@ use crate::render::Templates;
 use crate::signup::Signup;
 use crate::store::Store;
 
-pub use admin::password_hash;
+pub(crate) use admin::password_hash;
 pub use error::WebError;
 pub use security::Limits;
-pub use server::{RESERVED_FILES, bind, listen_for_serve};
+pub(crate) use server::listen_for_serve;
+pub use server::{RESERVED_FILES, bind};
 
 /// What every handler can reach (as `State<Arc<AppState>>`: one reference
 /// count per request instead of one per field).
@@ -77,15 +78,13 @@ pub struct AppState {
 }
 
 /// All routes.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     Router::new()
         .route("/assets/style.css", get(pages::stylesheet))
         .route("/feeds/{file}", get(feeds::feed))
         .route("/feeds.opml", get(feeds::opml))
-        .route("/api/resources", get(api::list))
-        .route("/api/resources/{id}", get(api::show))
-        .route("/api/announcements", post(api::announce))
+        .merge(api_routes())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -93,6 +92,16 @@ pub fn router(state: AppState) -> Router {
         .layer(MapResponseLayer::new(security_headers))
         .layer(trace::layer())
         .with_state(state)
+}
+
+/// The JSON API: every failure, an unknown path under `/api/` included, is JSON.
+fn api_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/resources", get(api::list))
+        .route("/api/resources/{id}", get(api::show))
+        .route("/api/announcements", post(api::announce))
+        .route("/api/{*rest}", any(error::api_not_found))
+        .layer(middleware::map_response(error::json_errors))
 }
 
 /// The pages people read (and the fallback): a failure is shown as an HTML
@@ -179,7 +188,7 @@ pub async fn serve(
 
 /// How long a request waits for a database connection before it is
 /// answered 503 with `Retry-After`.
-pub const REQUEST_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+pub(crate) const REQUEST_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Headers that keep pages from being framed, sniffed or made to run script.
 /// A `304` has no body to protect, and a cache keeps the headers it stored

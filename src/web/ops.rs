@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use super::AppState;
 
 /// `GET /healthz`: the process is up and answering.
-pub async fn healthz() -> &'static str {
+pub(super) async fn healthz() -> &'static str {
     "ok\n"
 }
 
@@ -18,7 +18,7 @@ pub async fn healthz() -> &'static str {
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /readyz`: the database answers and every migration is applied.
-pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+pub(super) async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
     match tokio::time::timeout(READY_TIMEOUT, state.store.is_migrated()).await {
         Ok(Ok(true)) => (StatusCode::OK, "ready\n"),
         Ok(Ok(false)) => (StatusCode::SERVICE_UNAVAILABLE, "migrations not applied\n"),
@@ -35,7 +35,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static
 
 /// `GET /metrics`: Prometheus text format; what the store knows (outbox
 /// depth, alerts, suppressed subscribers) is read now, shared by every replica.
-pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     match tokio::time::timeout(READY_TIMEOUT, record_store_gauges(&state.store)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "could not read the store's gauges"),

@@ -12,11 +12,10 @@ use serde::{Deserialize, Serialize};
 use super::forms::{FormView, with_cookie};
 use super::security::csrf_issue;
 use super::{AppState, WebError};
-use crate::model::{Category, CategorySlug, Resource, ResourceId};
+use crate::model::{Category, CategoryChoice, CategorySlug, Frequency, Resource, ResourceId};
 use crate::publish;
 use crate::render::STYLESHEET;
 use crate::store::PageQuery;
-use crate::store::{CategoryChoice, Frequency};
 use crate::views::{RevisionJson, date_text, excerpt, rfc3339};
 
 /// Resources shown on the front page at most.
@@ -24,7 +23,7 @@ const INDEX_LIMIT: usize = 50;
 
 /// Query of `GET /`.
 #[derive(Debug, Deserialize)]
-pub struct IndexQuery {
+pub(super) struct IndexQuery {
     category: Option<String>,
     page: Option<String>,
 }
@@ -238,7 +237,7 @@ fn page_href(state: &AppState, current: Option<&Category>, number: usize) -> Str
 
 /// `GET /`: the newest resources by when Tidings first saw them, a page at a
 /// time, optionally of one category. Reads only the page shown and the counts.
-pub async fn index(
+pub(super) async fn index(
     State(state): State<Arc<AppState>>,
     Query(query): Query<IndexQuery>,
     headers: HeaderMap,
@@ -323,7 +322,7 @@ async fn render_off_workers<S: Serialize + Send + 'static>(
 }
 
 /// `GET /resources/{id}`: one resource, including withdrawn ones, with its history.
-pub async fn resource(
+pub(super) async fn resource(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, WebError> {
@@ -349,7 +348,7 @@ pub async fn resource(
 }
 
 /// `GET /assets/style.css`.
-pub async fn stylesheet() -> impl IntoResponse {
+pub(super) async fn stylesheet() -> impl IntoResponse {
     (
         [
             (
@@ -366,7 +365,7 @@ pub async fn stylesheet() -> impl IntoResponse {
 }
 
 /// Any other path.
-pub async fn not_found(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn not_found(State(state): State<Arc<AppState>>) -> Response {
     not_found_page(&state)
 }
 

@@ -32,7 +32,7 @@ struct PasswordPage<'a> {
 }
 
 /// `GET /admin/password/{token}`: the form to choose a password.
-pub async fn password_page(
+pub(super) async fn password_page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(token): Path<String>,
@@ -95,7 +95,7 @@ fn link_refused(state: &AppState, token: &LinkToken) -> Result<Response, WebErro
 /// `POST /admin/password/{token}`: sets the password (hashed with argon2
 /// off the async threads), which spends the link and ends the account's
 /// sessions, then points to sign-in.
-pub async fn set_password(
+pub(super) async fn set_password(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(token): Path<String>,

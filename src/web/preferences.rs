@@ -16,7 +16,7 @@ use super::pages::{SiteView, site_view};
 use super::security::csrf_issue;
 use super::subscribe::{expired_form, find};
 use super::{AppState, WebError};
-use crate::store::Subscriber;
+use crate::model::Subscriber;
 
 #[derive(Serialize)]
 struct PreferencesPage {
@@ -30,7 +30,7 @@ struct PreferencesPage {
 }
 
 /// `GET /preferences/{token}`.
-pub async fn page(
+pub(super) async fn page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(token): Path<String>,
@@ -42,7 +42,7 @@ pub async fn page(
 }
 
 /// `POST /preferences/{token}`: saves, then shows the form again.
-pub async fn save(
+pub(super) async fn save(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(token): Path<String>,

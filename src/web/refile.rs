@@ -59,12 +59,12 @@ struct VersionRow {
 
 /// Query of `GET /admin/resources/{id}`: what was just saved, if anything.
 #[derive(Debug, Deserialize)]
-pub struct PageQuery {
+pub(super) struct PageQuery {
     saved: Option<String>,
 }
 
 /// `GET /admin/resources/{id}`.
-pub async fn page(
+pub(super) async fn page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -145,7 +145,7 @@ fn rules_category(state: &AppState, resource: &Resource) -> Category {
 
 /// `POST /admin/resources/{id}`: files the resource under the chosen
 /// category, or (an empty choice) returns it to the keyword rules.
-pub async fn save(
+pub(super) async fn save(
     State(state): State<Arc<AppState>>,
     Extension(who): Extension<SignedIn>,
     headers: HeaderMap,

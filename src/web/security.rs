@@ -25,9 +25,9 @@ use crate::mail::token::random_hex;
 /// The cookie holding the CSRF nonce.
 const CSRF_COOKIE: &str = "tidings_csrf";
 /// The admin session cookie.
-pub const SESSION_COOKIE: &str = "tidings_admin";
+pub(super) const SESSION_COOKIE: &str = "tidings_admin";
 /// How long an admin session lasts.
-pub const SESSION_LIFETIME: Duration = Duration::hours(8);
+pub(super) const SESSION_LIFETIME: Duration = Duration::hours(8);
 
 /// At most `max` hits per key (a client address, an account) in each `window`.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
     /// Takes one of `key`'s hits before the work it pays for; false (and
     /// nothing taken) when none is left. Taking and checking are one step,
     /// so a burst of concurrent requests cannot all pass the check first.
-    pub fn reserve(&self, key: K, now: DateTime<Utc>) -> bool {
+    pub(crate) fn reserve(&self, key: K, now: DateTime<Utc>) -> bool {
         let Ok(mut hits) = self.hits.lock() else {
             return false;
         };
@@ -80,17 +80,8 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
         }
     }
 
-    /// True when `key` has no hits left, without counting one.
-    pub fn exhausted(&self, key: K, now: DateTime<Utc>) -> bool {
-        let Ok(hits) = self.hits.lock() else {
-            return true;
-        };
-        hits.get(&key)
-            .is_some_and(|(start, n)| now - *start < self.window && *n >= self.max)
-    }
-
     /// How long until `key`'s window starts again (at least a second).
-    pub fn retry_after(&self, key: K, now: DateTime<Utc>) -> Duration {
+    pub(crate) fn retry_after(&self, key: K, now: DateTime<Utc>) -> Duration {
         let left = self
             .hits
             .lock()
@@ -122,9 +113,9 @@ impl<K: Hash + Eq + Copy> RateLimiter<K> {
 /// Password checks that may run at once, server-wide: each holds the
 /// hash's memory (19 MiB with Tidings' parameters, at most
 /// `password::MAX_MEMORY_KIB`), so this bounds what sign-in can take.
-pub const PASSWORD_CHECKS_AT_ONCE: usize = 2;
+pub(super) const PASSWORD_CHECKS_AT_ONCE: usize = 2;
 /// How long a sign-in waits for a free check before it is told to retry.
-pub const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const PASSWORD_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The limits one process keeps.
 #[derive(Debug)]
@@ -155,7 +146,7 @@ impl Default for Limits {
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the
 /// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+pub(super) fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer.ip()) {
         return peer.ip();
     }
@@ -177,7 +168,7 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> I
 /// `cookie` crate (a pair it cannot read is skipped, never an error). When the
 /// name comes twice the first wins: browsers list the cookie with the longer
 /// path first (RFC 6265 §5.4), and the jar's map would keep the last.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -190,7 +181,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// A cookie to set: `HttpOnly`, `SameSite=Strict`, `Path`, `Max-Age`, and
 /// `Secure` on an https site.
-pub fn set_cookie(
+pub(super) fn set_cookie(
     state: &AppState,
     name: &str,
     value: &str,
@@ -209,7 +200,10 @@ pub fn set_cookie(
 
 /// The CSRF form value for this request, and the cookie to set when the
 /// request had none (or a malformed one).
-pub fn csrf_issue(state: &AppState, headers: &HeaderMap) -> (String, Option<Cookie<'static>>) {
+pub(super) fn csrf_issue(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> (String, Option<Cookie<'static>>) {
     let existing = cookie(headers, CSRF_COOKIE)
         .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()));
     let (nonce, set) = match existing {
@@ -226,7 +220,7 @@ pub fn csrf_issue(state: &AppState, headers: &HeaderMap) -> (String, Option<Cook
 }
 
 /// True when the form's `field` is the MAC of the request's CSRF cookie.
-pub fn csrf_ok(state: &AppState, headers: &HeaderMap, field: &str) -> bool {
+pub(super) fn csrf_ok(state: &AppState, headers: &HeaderMap, field: &str) -> bool {
     cookie(headers, CSRF_COOKIE)
         .filter(|nonce| nonce.len() == 32)
         .is_some_and(|nonce| state.signing_key.verify_signed("csrf", &[&nonce], field))
@@ -234,7 +228,7 @@ pub fn csrf_ok(state: &AppState, headers: &HeaderMap, field: &str) -> bool {
 
 /// What a session is bound to: a MAC of the admin password (or of its
 /// configured hash), so a new password ends every session, on every replica.
-pub fn session_credential(state: &AppState) -> Option<String> {
+pub(super) fn session_credential(state: &AppState) -> Option<String> {
     let admin = &state.config.admin;
     let secret = admin
         .password
@@ -244,17 +238,17 @@ pub fn session_credential(state: &AppState) -> Option<String> {
 }
 
 /// A new session token for the cookie.
-pub fn new_session_token() -> Option<String> {
+pub(super) fn new_session_token() -> Option<String> {
     random_hex(32).ok()
 }
 
 /// The stored id of a session token: its SHA-256, so the table alone signs nobody in.
-pub fn session_id(token: &str) -> String {
+pub(super) fn session_id(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// The stored id of the session this request's cookie names, if it names one.
-pub fn request_session_id(headers: &HeaderMap) -> Option<String> {
+pub(super) fn request_session_id(headers: &HeaderMap) -> Option<String> {
     cookie(headers, SESSION_COOKIE)
         .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(|token| session_id(&token))
@@ -292,7 +286,6 @@ mod tests {
         assert!(limiter.allow(ip, t));
         assert!(limiter.allow(ip, t));
         assert!(!limiter.allow(ip, t));
-        assert!(limiter.exhausted(ip, t));
         assert!(limiter.allow(ip, t + Duration::minutes(1)));
     }
 

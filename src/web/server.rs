@@ -66,7 +66,7 @@ const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nC
 
 /// The timeouts and the connection limit in force.
 #[derive(Debug, Clone, Copy)]
-pub struct Bounds {
+pub(super) struct Bounds {
     /// Connections open at most.
     pub max_connections: usize,
     /// Time for a request's headers.
@@ -80,7 +80,7 @@ pub struct Bounds {
 impl Bounds {
     /// The configured bounds, with the connection limit lowered to fit
     /// under the open-file limit `files` (the soft `RLIMIT_NOFILE`), if known.
-    pub fn fitted(server: &ServerConfig, files: Option<u64>) -> Self {
+    pub(super) fn fitted(server: &ServerConfig, files: Option<u64>) -> Self {
         let wanted = server.max_connections;
         let max_connections = match files {
             Some(files) if (wanted as u64) + RESERVED_FILES > files => {
@@ -141,7 +141,7 @@ pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
 /// chose for port 0) is logged and, with `ready_file`, written there in one
 /// step (for scripts and tests: connections wait in the accept queue until
 /// the server takes them).
-pub fn listen_for_serve(
+pub(crate) fn listen_for_serve(
     address: SocketAddr,
     ready_file: Option<&std::path::Path>,
 ) -> anyhow::Result<TcpListener> {
@@ -166,7 +166,7 @@ pub fn listen_for_serve(
 }
 
 /// The soft open-file limit of this process (Linux: `/proc/self/limits`).
-pub fn open_file_limit() -> Option<u64> {
+pub(super) fn open_file_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
     let soft = line.split_whitespace().nth(3)?;
@@ -432,7 +432,7 @@ struct Shared {
 
 /// Serve `router` on `listener` within `bounds` until `shutdown` completes,
 /// then let the requests in flight finish.
-pub async fn serve(
+pub(super) async fn serve(
     listener: TcpListener,
     router: Router,
     bounds: Bounds,

@@ -18,8 +18,9 @@ use super::security::client_ip;
 use super::{AppState, WebError, forms};
 use crate::mail::address::{Email, mask};
 use crate::mail::token::{self, random_hex};
+use crate::model::{Subscriber, SubscriberStatus};
 use crate::signup::ConfirmToken;
-use crate::store::{NewSubscriber, Subscriber, SubscriberStatus};
+use crate::store::NewSubscriber;
 
 #[derive(Serialize)]
 struct UnsubscribePage {
@@ -39,7 +40,7 @@ struct SiteView {
 }
 
 /// `GET /unsubscribe/{token}`: asks; changes nothing.
-pub async fn unsubscribe_page(
+pub(super) async fn unsubscribe_page(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
@@ -54,7 +55,7 @@ pub async fn unsubscribe_page(
 
 /// `POST /unsubscribe/{token}`: unsubscribes, whatever the body (a form
 /// submit or the RFC 8058 `List-Unsubscribe=One-Click`). Repeating it is harmless.
-pub async fn unsubscribe(
+pub(super) async fn unsubscribe(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
@@ -119,7 +120,7 @@ fn render(
 /// `POST /subscribe`: CSRF and the per-client limit are checked, then the
 /// address gets a confirmation email if it may (pending or new, and none sent
 /// within the hour). The page is the same whatever the address's state.
-pub async fn subscribe(
+pub(super) async fn subscribe(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -190,7 +191,7 @@ pub(super) fn expired_form(state: &AppState) -> Result<Response, WebError> {
 }
 
 /// `GET /confirm/{token}`: confirms a pending subscriber; their first digest window starts now.
-pub async fn confirm(
+pub(super) async fn confirm(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {

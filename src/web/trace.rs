@@ -17,7 +17,7 @@ use tracing::field::Empty;
 
 /// The layer as the router takes it; failures are not logged again here,
 /// since `WebError` logs a 5xx's cause where it is known.
-pub type RequestTrace = TraceLayer<
+pub(super) type RequestTrace = TraceLayer<
     SharedClassifier<ServerErrorsAsFailures>,
     fn(&Request<Body>) -> Span,
     (),
@@ -28,7 +28,7 @@ pub type RequestTrace = TraceLayer<
 >;
 
 /// The request-span layer.
-pub fn layer() -> RequestTrace {
+pub(super) fn layer() -> RequestTrace {
     TraceLayer::new_for_http()
         .make_span_with(request_span as fn(&Request<Body>) -> Span)
         .on_request(())

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use chrono::{DateTime, Utc};
-use tidings::store::{
-    CategoryChoice, Frequency, NewMessage, NewSubscriber, QueuedDigest, SubscriberStatus,
-};
+use tidings::model::{CategoryChoice, Frequency, SubscriberStatus};
+use tidings::store::{NewMessage, NewSubscriber, QueuedDigest};
 
 use crate::support::app::{TestApp, wait_until};
 use crate::support::db::on_every_backend;

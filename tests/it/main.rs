@@ -3,6 +3,8 @@
 
 // Everything here is test code, where a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
+// One binary: `pub` in its modules marks what the other modules share, not an API.
+#![allow(unreachable_pub)]
 
 mod support;
 
@@ -30,6 +32,8 @@ mod feeds;
 mod deploy;
 // Digests by email through real SMTP servers: content, unsubscribe, faults, crashes.
 mod digest;
+// Failures as HTML pages for people and JSON for the API, over real HTTP.
+mod error_pages;
 // Golden files: one RSS and one Atom feed and a digest email, byte for byte.
 mod golden;
 // Held runs, derived fields, cut pages, run deadlines, `check` and `expect`.
@@ -59,6 +63,8 @@ mod pages;
 mod scrape;
 // `tidings serve` over HTTP: feeds with 304 and gzip, pages, API, readers.
 mod serve;
+// `site.templates_dir`: overrides change pages and digests; `check` names a bad folder.
+mod templates;
 // The subscribe form, confirmation, and the admin page over HTTP.
 mod web;
 // Store on SQLite and PostgreSQL: migrations, apply, conflicts, queries.

@@ -5,12 +5,11 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tidings::clock::FixedClock;
 use tidings::identity::resource_id;
-use tidings::model::{Block, Category, CategorySlug, Entry, EntryDate, Summary};
-use tidings::reconcile::{Observed, ReconcileOptions, reconcile};
-use tidings::store::{
-    AppliedRun, CategoryChoice, ChangeKind, Frequency, NewMessage, NewSubscriber, ResourceFilter,
-    Store, StoreError,
+use tidings::model::{
+    Block, Category, CategoryChoice, CategorySlug, ChangeKind, Entry, EntryDate, Frequency, Summary,
 };
+use tidings::reconcile::{Observed, ReconcileOptions, reconcile};
+use tidings::store::{AppliedRun, NewMessage, NewSubscriber, ResourceFilter, Store, StoreError};
 use url::Url;
 
 use crate::support::db::on_every_backend;

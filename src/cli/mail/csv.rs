@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use super::{parse_categories, parse_frequency};
 use crate::mail::address::Email;
 use crate::mail::token::random_hex;
-use crate::model::CategorySlug;
-use crate::store::{Frequency, NewSubscriber};
+use crate::model::{CategorySlug, Frequency};
+use crate::store::NewSubscriber;
 
 /// A row that cannot be imported: its 1-based line number and why.
 pub(super) type BadRow = (u64, String);

@@ -10,7 +10,7 @@ use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 const PRESCAN_BYTES: usize = 1024;
 
 /// Decode `body` to text, returning the text and the encoding actually used.
-pub fn decode(body: &[u8], content_type: Option<&str>) -> (String, &'static Encoding) {
+pub(super) fn decode(body: &[u8], content_type: Option<&str>) -> (String, &'static Encoding) {
     let declared = content_type
         .and_then(charset_param)
         .and_then(|label| Encoding::for_label(label.as_bytes()))

@@ -87,7 +87,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// Whether another try may succeed: timeouts, network failures, 5xx and 429.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             Self::Timeout { .. } | Self::Connect { .. } | Self::Body { .. } => true,
             Self::Status { status, .. } => {

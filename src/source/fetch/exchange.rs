@@ -85,11 +85,7 @@ impl Fetcher {
         match failure.retry_after {
             Some(wait) if wait > self.policy.max_retry_wait => None,
             Some(wait) => Some(wait),
-            None => Some(retry::backoff(
-                self.policy.retry_base,
-                attempt,
-                retry::jitter(),
-            )),
+            None => Some(self.policy.backoff().wait(attempt)),
         }
     }
 

@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use url::{Origin, Url};
 
+use crate::backoff::Backoff;
 use crate::clock::{SharedClock, SystemClock};
 pub use error::FetchError;
 use exchange::{Arrival, Job, Step};
@@ -25,9 +26,11 @@ use robots::Robots;
 /// Default cap on a page body, after decompression (`sources[].max_bytes`).
 pub const DEFAULT_MAX_BYTES: u64 = 5_000_000;
 /// Default limit on one exchange (`sources[].timeout_s`).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default least time between two pages (`sources[].page_pause_ms`).
-pub const DEFAULT_PAGE_PAUSE: Duration = Duration::from_millis(1000);
+pub(crate) const DEFAULT_PAGE_PAUSE: Duration = Duration::from_millis(1000);
+/// No computed wait between two tries of a request is longer than this.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Redirect hops followed before giving up (RFC 9110 15.4 suggests a limit; 5 is common).
 pub const MAX_REDIRECTS: usize = 5;
 /// `Accept` sent with every page request.
@@ -80,6 +83,14 @@ impl FetchPolicy {
             honour_robots: true,
             page_pause: DEFAULT_PAGE_PAUSE,
             clock: std::sync::Arc::new(SystemClock),
+        }
+    }
+
+    /// Waits between tries: from `retry_base`, doubling, at most `MAX_BACKOFF`.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            base: self.retry_base,
+            cap: MAX_BACKOFF,
         }
     }
 }

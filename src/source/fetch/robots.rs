@@ -3,10 +3,10 @@
 //! and what a missing or failing one means, is `fetch::Fetcher`'s job.
 
 /// The product token Tidings looks for in `User-agent` lines.
-pub const PRODUCT_TOKEN: &str = "tidings";
+pub(crate) const PRODUCT_TOKEN: &str = "tidings";
 
 /// At most this much of a robots.txt is parsed (RFC 9309 2.5: at least 500 KiB).
-pub const MAX_ROBOTS_BYTES: u64 = 500 * 1024;
+pub(crate) const MAX_ROBOTS_BYTES: u64 = 500 * 1024;
 
 /// What one origin's robots.txt lets Tidings fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl Robots {
     }
 
     /// Why `path_and_query` may not be fetched, or `None` if it may.
-    pub fn refusal(&self, path_and_query: &str) -> Option<String> {
+    pub(crate) fn refusal(&self, path_and_query: &str) -> Option<String> {
         match self {
             Self::AllowAll => None,
             Self::DisallowAll { reason } => Some(reason.clone()),
