@@ -25,6 +25,7 @@ use crate::wiring::Signer;
 use crate::{check, daemon, wiring};
 
 mod announce;
+mod channels;
 mod mail;
 mod runs;
 
@@ -102,6 +103,11 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: mail::OutboxCommand,
+    },
+    /// Chat channels and webhooks: list them, post what is queued, post a test card.
+    Channels {
+        #[command(subcommand)]
+        command: channels::ChannelsCommand,
     },
     /// Database maintenance.
     Db {
@@ -204,6 +210,7 @@ async fn dispatch(
         Command::Digest { command } => mail::digest(&loaded.config, command, &clock).await,
         Command::Announce(args) => announce::run(&loaded.config, args, &clock).await,
         Command::Outbox { command } => mail::outbox(&loaded.config, command, &clock).await,
+        Command::Channels { command } => channels::run(&loaded.config, command, &clock).await,
         Command::Db {
             command: DbCommand::Migrate,
         } => {
@@ -312,12 +319,20 @@ async fn ingest_cmd(
         dry_run,
         announcer: announcer.as_ref(),
         alerts: alerts.as_deref(),
+        channels: Some(config),
     };
     let report = ingest::run_all(ctx, &sources).await;
     print_ingest(&report, json)?;
     if report.sources.iter().any(|s| s.announced > 0) || alerts.is_some() {
         // Announcements and alerts leave now, as `tidings announce` would send them.
         delivery(&store, config, clock)?.drain(&|_| {}).await?;
+    }
+    if !config.channels.is_empty() && !dry_run {
+        // Channel posts leave now too; those a receiver asks to retry wait
+        // for `serve` or `tidings channels send`.
+        crate::channels::post::Poster::new(store.clone(), config, clock.clone())?
+            .pass()
+            .await?;
     }
     Ok(if report.any_failed() {
         ExitCode::FAILURE
