@@ -367,3 +367,78 @@ async fn issue_17_a_refusal_fails_at_once_and_silence_is_unconfirmed_never_repos
     })
     .await;
 }
+
+#[tokio::test]
+async fn issue_17_channels_list_hides_the_url_and_test_posts_a_marked_card() {
+    let receiver = Receiver::start();
+    let app = seeded("sqlite://tidings.db", &receiver);
+    let listed = run_ok(&app, &receiver, &["channels", "list", "--json"]);
+    let rows: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(rows[0]["name"], "teams");
+    assert_eq!(rows[0]["url_env"], "TEAMS_URL");
+    assert_eq!(
+        rows[0]["events"],
+        serde_json::json!(["new", "announcement"])
+    );
+    assert!(!listed.contains("/teams"), "the URL is a secret: {listed}");
+
+    run_ok(&app, &receiver, &["channels", "test", "teams"]);
+    let posts = receiver.requests("/teams");
+    assert_eq!(posts.len(), 1);
+    let card = &posts[0].json()["attachments"][0]["content"];
+    let marker = card["body"][0]["text"].as_str().unwrap();
+    assert!(marker.starts_with("[TEST]"), "{marker}");
+
+    let unset = app.run(&["check"]);
+    assert_eq!(unset.status.code(), Some(1), "{unset:?}");
+    let said = String::from_utf8_lossy(&unset.stderr);
+    assert!(
+        said.contains("channels[0].url_env: $TEAMS_URL is not set"),
+        "{said}"
+    );
+
+    let unknown = run(&app, &receiver, &["channels", "test", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no channel named \"nope\""));
+}
+
+#[tokio::test]
+async fn issue_17_serve_posts_a_queued_retry_and_counts_it_in_metrics() {
+    let receiver = Receiver::start();
+    let app = seeded("sqlite://tidings.db", &receiver);
+    let id = first_resource(&app, &receiver);
+    receiver.script("/teams", &[Answer::Status(500, "busy".into())]);
+    run_ok(&app, &receiver, &["announce", &id]);
+    assert_eq!(
+        receiver.requests("/teams").len(),
+        1,
+        "the 500 waits for a retry"
+    );
+    let env = env_of(&receiver);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let _served = app.serve_env(&env).await;
+    crate::support::app::wait_until(Duration::from_secs(20), || async {
+        receiver.requests("/teams").len() == 2
+    })
+    .await;
+    let sent = r#"tidings_channel_posts_total{channel="teams",outcome="sent"} 1"#;
+    crate::support::app::wait_until(Duration::from_secs(10), || async {
+        let metrics = crate::support::http()
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        metrics.text().await.unwrap().contains(sent)
+    })
+    .await;
+    let metrics = crate::support::http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE tidings_channel_posts_total counter"),
+        "{text}"
+    );
+}
