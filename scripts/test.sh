@@ -46,6 +46,13 @@ if [ ! -f tests/.npm/node_modules/axe-core/axe.min.js ]; then
   npm install --prefix tests/.npm --no-audit --no-fund axe-core@4 >/dev/null
 fi
 
+# standardwebhooks, the reference implementation of the Standard Webhooks
+# spec, checks the signatures of webhook posts (tests/it/channels.rs): from
+# PyPI into a git-ignored folder.
+if [ ! -d tests/.pip/standardwebhooks ]; then
+  python3 -m pip install --quiet --target tests/.pip standardwebhooks >/dev/null
+fi
+
 # Tests that need PostgreSQL alone are #[ignore]d, so a plain `cargo test`
 # reports them as ignored; here PostgreSQL is set up, so they run too.
 args=("$@")

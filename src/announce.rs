@@ -166,6 +166,14 @@ impl Announcer {
         {
             Some((id, recipients)) => {
                 info!(resource_id = %request.resource, route = request.route.as_str(), recipients, "announcement queued");
+                crate::channels::queue_announcement(
+                    &self.kit.store,
+                    &self.kit.config,
+                    &resource,
+                    &new.key,
+                    now,
+                )
+                .await;
                 Ok(Announced { id, recipients })
             }
             // Another process announced it between our read and our insert.

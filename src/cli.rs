@@ -26,6 +26,7 @@ use crate::{check, daemon, wiring};
 
 mod admins;
 mod announce;
+mod channels;
 mod mail;
 mod runs;
 
@@ -117,6 +118,11 @@ enum Command {
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Chat channels and webhooks: list them, post what is queued, post a test card.
+    Channels {
+        #[command(subcommand)]
+        command: channels::ChannelsCommand,
     },
     /// Database maintenance.
     Db {
@@ -222,6 +228,7 @@ async fn dispatch(
         Command::Outbox { command } => mail::outbox(&loaded.config, command, &clock).await,
         Command::Admins { command } => admins::admins(&loaded.config, command, &clock).await,
         Command::AdminLog { limit, json } => admins::log(&loaded.config, limit, json).await,
+        Command::Channels { command } => channels::run(&loaded.config, command, &clock).await,
         Command::Db {
             command: DbCommand::Migrate,
         } => {
@@ -330,12 +337,20 @@ async fn ingest_cmd(
         dry_run,
         announcer: announcer.as_ref(),
         alerts: alerts.as_deref(),
+        channels: Some(config),
     };
     let report = ingest::run_all(ctx, &sources).await;
     print_ingest(&report, json)?;
     if report.sources.iter().any(|s| s.announced > 0) || alerts.is_some() {
         // Announcements and alerts leave now, as `tidings announce` would send them.
         delivery(&store, config, clock)?.drain(&|_| {}).await?;
+    }
+    if !config.channels.is_empty() && !dry_run {
+        // Channel posts leave now too; those a receiver asks to retry wait
+        // for `serve` or `tidings channels send`.
+        crate::channels::post::Poster::new(store.clone(), config, clock.clone())?
+            .pass()
+            .await?;
     }
     Ok(if report.any_failed() {
         ExitCode::FAILURE

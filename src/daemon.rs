@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 use crate::alerts::Alerts;
 use crate::announce::Announcer;
 use crate::categorize::Categorizer;
+use crate::channels::post::Poster;
 use crate::clock::Clock;
 use crate::config::{Config, Loaded, SourceConfig};
 use crate::feeds::FeedCache;
@@ -228,10 +229,42 @@ fn start_background(
     tasks.push(tokio::spawn(async move {
         store.listen_outbox(&url, wake, listening).await;
     }));
+    if !publisher.config.channels.is_empty() {
+        tasks.push(tokio::spawn(channel_loop(publisher.clone(), stop.clone())));
+    }
     let delivery = mail.delivery.clone();
     let wake = mail.wake.clone();
     tasks.push(tokio::spawn(async move { delivery.run(wake, stop).await }));
     tasks
+}
+
+/// Posts queued channel posts: each `mail.poll`, or sooner when a retry is due.
+async fn channel_loop(publisher: Arc<Publisher>, mut stop: watch::Receiver<bool>) {
+    let poster = match Poster::new(
+        publisher.store.clone(),
+        &publisher.config,
+        publisher.clock.clone(),
+    ) {
+        Ok(poster) => poster,
+        Err(e) => {
+            error!(error = %e, "could not start the channel poster; no channel posts will leave");
+            return;
+        }
+    };
+    let poll = publisher.config.mail.poll;
+    loop {
+        if let Err(e) = poster.pass().await {
+            warn!(error = %e, "channel posting pass failed");
+        }
+        let next = publisher.store.next_post_due().await.ok().flatten();
+        let wait = next
+            .and_then(|at| (at - publisher.clock.now()).to_std().ok())
+            .map_or(poll, |until| until.min(poll));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Queue `frequency`'s digests when a period is due: at start (the latest
@@ -320,6 +353,7 @@ async fn source_loop(
             dry_run: false,
             announcer: Some(&announcer),
             alerts: alerts.as_deref(),
+            channels: Some(&publisher.config),
         };
         let report = ingest::run_source(ctx, &source).await;
         if report.announced > 0 {

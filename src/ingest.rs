@@ -14,13 +14,14 @@ use tracing::{debug, info, instrument, warn};
 use crate::alerts::Alerts;
 use crate::announce::Announcer;
 use crate::categorize::Categorizer;
+use crate::channels::{self, RunEvent};
 use crate::clock::SharedClock;
-use crate::config::{Expect, SourceConfig};
+use crate::config::{ChannelEvent, Expect, SourceConfig};
 use crate::hold::{self, Assessment, HoldLimits};
 use crate::identity::resource_id;
 use crate::metrics;
 use crate::model::{Category, CategorySlug, Entry, ResourceId, Snapshot};
-use crate::reconcile::{self, Counts, Observed, ReconcileOptions};
+use crate::reconcile::{self, ChangeSet, Counts, Observed, ReconcileOptions};
 use crate::source::{self, SourceError};
 use crate::store::{NewHeldRun, RunRecord, Store, StoreError};
 
@@ -180,6 +181,8 @@ pub struct Context<'a> {
     pub announcer: Option<&'a Announcer>,
     /// Tells the admins when a source keeps failing and when it recovers.
     pub alerts: Option<&'a Alerts>,
+    /// The config whose `[[channels]]` get the run's posts; `None` queues none.
+    pub channels: Option<&'a crate::config::Config>,
 }
 
 /// Run `sources` one after another; each failure is reported, never fatal to the rest.
@@ -309,6 +312,7 @@ async fn fetch_and_apply(
     }
     let mut report = SourceReport::counted(&source.name, applied.counts, &snapshot);
     report.announced = announce_new(ctx, &applied).await;
+    queue_channel_posts(ctx, &applied).await;
     Ok(report)
 }
 
@@ -370,6 +374,41 @@ pub(crate) struct Applied {
     new: Vec<(ResourceId, CategorySlug)>,
     /// True when this was the source's first successful run: its baseline.
     baseline: bool,
+    /// The run's new, changed and withdrawn resources, for the channels.
+    events: Vec<RunEvent>,
+    /// The `source_runs` row written (none on a dry run).
+    run_id: Option<i64>,
+}
+
+/// Queues the run's posts to `[[channels]]`, except on a baseline run.
+async fn queue_channel_posts(ctx: Context<'_>, applied: &Applied) -> usize {
+    let (Some(config), Some(run_id)) = (ctx.channels, applied.run_id) else {
+        return 0;
+    };
+    if ctx.dry_run || applied.baseline {
+        return 0;
+    }
+    channels::queue_run(ctx.store, config, run_id, &applied.events, ctx.clock.now()).await
+}
+
+/// The channel events of a change set, in its order: new, changed, withdrawn.
+fn run_events(changes: &ChangeSet) -> Vec<RunEvent> {
+    let new = changes.new.iter().map(|o| RunEvent {
+        event: ChannelEvent::New,
+        resource: resource_id(&o.identity),
+        changes: Vec::new(),
+    });
+    let changed = changes.changed.iter().map(|c| RunEvent {
+        event: ChannelEvent::Changed,
+        resource: c.id.clone(),
+        changes: c.fields.clone(),
+    });
+    let withdrawn = changes.withdrawn.iter().map(|id| RunEvent {
+        event: ChannelEvent::Withdrawn,
+        resource: id.clone(),
+        changes: Vec::new(),
+    });
+    new.chain(changed).chain(withdrawn).collect()
 }
 
 /// Announces the run's new resources in `announce = true` categories, except
@@ -595,6 +634,8 @@ pub(crate) async fn reconcile_and_apply(
                 .collect(),
             // run_seq moves only on a successful apply: 0 means none before this one.
             baseline: state.run_seq == 0,
+            events: run_events(&changes),
+            run_id: None,
         };
         phase.mark("reconcile");
         if dry_run {
@@ -613,8 +654,12 @@ pub(crate) async fn reconcile_and_apply(
         match result {
             Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
             Err(e) => return Err(e),
-            Ok(_) => {
+            Ok(run) => {
                 phase.mark("apply");
+                let applied = Applied {
+                    run_id: Some(run.run_id),
+                    ..applied
+                };
                 return Ok(Decision::Applied(applied));
             }
         }

@@ -13,6 +13,8 @@ pub mod announce;
 pub mod backoff;
 /// Entries without a category get one from keyword rules.
 pub mod categorize;
+/// Chat channels and webhooks: queued posts, payloads, the poster.
+pub mod channels;
 /// `tidings check`: what each source extracts, without storing.
 pub mod check;
 /// Command-line interface.

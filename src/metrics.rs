@@ -94,7 +94,13 @@ const CONNECTIONS_OPEN: Family = Family {
     kind: Kind::Gauge,
 };
 
-const FAMILIES: [&Family; 12] = [
+const CHANNEL_POSTS: Family = Family {
+    name: "tidings_channel_posts_total",
+    help: "Channel and webhook post attempts by channel and outcome (sent, retrying, failed, unconfirmed).",
+    kind: Kind::Counter,
+};
+
+const FAMILIES: [&Family; 13] = [
     &INGEST_RUNS,
     &ENTRIES_SEEN,
     &CHANGE_EVENTS,
@@ -107,6 +113,7 @@ const FAMILIES: [&Family; 12] = [
     &CONNECTIONS_REFUSED,
     &CONNECTIONS_SHED,
     &CONNECTIONS_OPEN,
+    &CHANNEL_POSTS,
 ];
 
 /// Series values keyed by family name, then by the rendered label set.
@@ -181,6 +188,15 @@ pub(crate) fn record_feed_request(not_modified: bool) {
 /// Count one send attempt's outcome: `sent`, `retried`, `failed` or `unconfirmed`.
 pub(crate) fn record_email(outcome: &str) {
     add(&EMAILS, &[("outcome", outcome)], 1.0);
+}
+
+/// Count one channel post attempt's outcome: `sent`, `retrying`, `failed` or `unconfirmed`.
+pub(crate) fn channel_post(channel: &str, outcome: &str) {
+    add(
+        &CHANNEL_POSTS,
+        &[("channel", channel), ("outcome", outcome)],
+        1.0,
+    );
 }
 
 /// Set the outbox depth, read from the store when `/metrics` is scraped.

@@ -72,6 +72,11 @@ pub(super) async fn run(
         "announcement {} queued for {} subscriber(s)",
         announced.id, announced.recipients
     );
+    if !config.channels.is_empty() {
+        crate::channels::post::Poster::new(store.clone(), config, clock.clone())?
+            .pass()
+            .await?;
+    }
     let delivery = super::delivery(&store, config, clock)?;
     let report = deliver(&store, &delivery).await?;
     finish(&store, report).await

@@ -465,7 +465,7 @@ pub(super) async fn outbox(
     let store = open_store(config).await?;
     match command {
         OutboxCommand::List { failed, json } => {
-            let rows: Vec<OutboxJson> = store
+            let mut rows: Vec<OutboxJson> = store
                 .list_outbox(failed)
                 .await?
                 .into_iter()
@@ -482,6 +482,7 @@ pub(super) async fn outbox(
                     sent_at: m.sent_at.map(rfc3339),
                 })
                 .collect();
+            rows.extend(channel_rows(&store, failed).await?);
             let mut out = std::io::stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &rows)?;
@@ -517,4 +518,28 @@ pub(super) async fn outbox(
             finish(&store, report).await
         }
     }
+}
+
+/// Channel posts as `outbox list` rows: kind `channel`, the channel as the
+/// recipient, `EVENT: TITLE` as the subject; only failed and unconfirmed ones
+/// when `failed`.
+async fn channel_rows(store: &Store, failed: bool) -> Result<Vec<OutboxJson>> {
+    Ok(store
+        .list_posts()
+        .await?
+        .into_iter()
+        .filter(|p| !failed || matches!(p.status.as_str(), "failed" | "unconfirmed"))
+        .map(|p| OutboxJson {
+            id: p.id,
+            key: p.idem_key,
+            kind: "channel".to_owned(),
+            recipient: p.channel,
+            subject: format!("{}: {}", p.event, p.title),
+            status: p.status,
+            attempts: p.attempts,
+            next_attempt_at: rfc3339(p.next_attempt_at),
+            last_error: p.last_error,
+            sent_at: p.sent_at.map(rfc3339),
+        })
+        .collect())
 }

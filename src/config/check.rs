@@ -40,10 +40,10 @@ const DEFAULT_TEMPLATES_DIR: &str = "templates";
 
 /// Collects problems while checking.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -51,7 +51,7 @@ impl Problems {
     }
 
     /// Unwrap a checked value, or record its problem.
-    fn take<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
+    pub(super) fn take<T>(&mut self, key: &str, result: Result<T, String>) -> Option<T> {
         result.map_err(|message| self.add(key, message)).ok()
     }
 }
@@ -63,7 +63,7 @@ const MAIL_POLL_S: std::ops::RangeInclusive<u64> = 1..=3600;
 /// Seconds before the first retry (`mail.retry_base_s`).
 const MAIL_RETRY_BASE_S: std::ops::RangeInclusive<u64> = 1..=86_400;
 /// Messages a second (`mail.rate_per_s`): at least one an hour, at most ten thousand a second.
-const MAIL_RATE_PER_S: std::ops::RangeInclusive<f64> = (1.0 / 3600.0)..=10_000.0;
+pub(super) const MAIL_RATE_PER_S: std::ops::RangeInclusive<f64> = (1.0 / 3600.0)..=10_000.0;
 /// Seconds a page fetch may take (`sources[].timeout_s`).
 const SOURCE_TIMEOUT_S: std::ops::RangeInclusive<u64> = 1..=600;
 /// Milliseconds between pages (`sources[].page_pause_ms`).
@@ -110,6 +110,7 @@ pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Pr
     let mail = check_mail(raw.mail, env, &mut p);
     let digest = check_digest(raw.digest, tz, &mut p);
     let admin = check_admin(raw.admin, env, &mut p);
+    let channels = super::channels::check_channels(raw.channels, env, &mut p);
     match (site, server, mail, digest) {
         (Some(site), Some(server), Some(mail), Some(digest)) if p.0.is_empty() => Ok(Config {
             site,
@@ -121,6 +122,7 @@ pub(super) fn check(raw: RawConfig, env: EnvLookup<'_>) -> Result<Config, Vec<Pr
             mail,
             digest,
             admin,
+            channels,
         }),
         _ => Err(p.0),
     }

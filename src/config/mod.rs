@@ -3,6 +3,7 @@
 //! form later code trusts. `check` turns a `RawConfig` into a `Config` or
 //! into every problem at once, each named by its key path.
 
+mod channels;
 mod check;
 mod raw;
 
@@ -20,6 +21,7 @@ use crate::model::CategorySlug;
 use crate::schedule::Schedule;
 use crate::source::select::FieldSelector;
 
+pub use channels::{ChannelCategories, ChannelConfig, ChannelEvent, ChannelKind};
 pub use raw::RawConfig;
 
 /// Everything Tidings needs to run, checked.
@@ -43,6 +45,8 @@ pub struct Config {
     pub digest: DigestConfig,
     /// `[admin]` and the admin secrets from the environment.
     pub admin: AdminConfig,
+    /// `[[channels]]`: chat channels and webhooks, in order.
+    pub channels: Vec<ChannelConfig>,
 }
 
 /// Who may use the admin API and the admin page. `Debug` shows no secret.

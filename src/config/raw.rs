@@ -18,6 +18,21 @@ pub struct RawConfig {
     pub digest: RawDigest,
     pub feeds: RawFeeds,
     pub admin: RawAdmin,
+    /// `[[channels]]`: chat channels and webhooks.
+    pub channels: Vec<RawChannel>,
+}
+
+/// One `[[channels]]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawChannel {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub url_env: Option<String>,
+    pub categories: Option<Vec<String>>,
+    pub events: Option<Vec<String>>,
+    pub secret_env: Option<String>,
+    pub rate_per_s: Option<f64>,
 }
 
 /// `[site]`.

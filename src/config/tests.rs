@@ -421,3 +421,146 @@ schedule = "0 12 31 4 *"
     let config = from_toml("[digest]\ndaily_schedule = \"0 9 29 2 *\"\n", &no_env);
     assert!(config.is_ok(), "{config:?}");
 }
+
+fn channel_env(name: &str) -> Option<String> {
+    match name {
+        "HOOK_URL" => Some("https://hooks.example.org/abc?sig=secret".to_owned()),
+        "NOT_A_URL" => Some("javascript:alert(1)".to_owned()),
+        "HOOK_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned()),
+        "SHORT_SECRET" => Some("tiny".to_owned()),
+        "BAD_WHSEC" => Some("whsec_not base64!".to_owned()),
+        _ => None,
+    }
+}
+
+fn channel_problems(channels: &str) -> Vec<Problem> {
+    match from_toml(channels, &channel_env) {
+        Err(ConfigError::Invalid { problems, .. }) => problems,
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn issue_17_a_channel_gets_its_url_and_secret_from_the_environment_and_hides_them() {
+    let config = from_toml(
+        r#"
+[[channels]]
+name = "team-chat"
+kind = "teams"
+url_env = "HOOK_URL"
+categories = ["board-papers", "leaflets"]
+
+[[channels]]
+name = "crm"
+kind = "webhook"
+url_env = "HOOK_URL"
+secret_env = "HOOK_SECRET"
+events = ["new", "changed", "withdrawn"]
+rate_per_s = 2.0
+"#,
+        &channel_env,
+    )
+    .expect("valid");
+    let [teams, hook] = &config.channels[..] else {
+        panic!("two channels: {:?}", config.channels);
+    };
+    assert_eq!(teams.kind, ChannelKind::Teams);
+    assert_eq!(
+        teams.url.as_str(),
+        "https://hooks.example.org/abc?sig=secret"
+    );
+    assert_eq!(
+        teams.events,
+        [ChannelEvent::New, ChannelEvent::Announcement]
+    );
+    assert!(matches!(&teams.categories, ChannelCategories::Only(s) if s.len() == 2));
+    assert_eq!(hook.categories, ChannelCategories::All);
+    assert_eq!(
+        hook.secret.as_ref().map(Vec::len),
+        Some(24),
+        "whsec_ is base64-decoded"
+    );
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("sig=secret"), "{shown}");
+    assert!(
+        !shown.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn issue_17_hostile_channels_are_refused_by_key_path_without_echoing_secrets() {
+    let problems = channel_problems(
+        r#"
+[[channels]]
+name = "Bad Name!"
+kind = "irc"
+url_env = "UNSET_URL"
+categories = ["all", "leaflets"]
+events = ["new", "deleted"]
+rate_per_s = 0.0
+
+[[channels]]
+name = "two"
+kind = "teams"
+url_env = "NOT_A_URL"
+secret_env = "HOOK_SECRET"
+categories = ["Board Papers"]
+
+[[channels]]
+name = "two"
+kind = "webhook"
+url_env = "HOOK_URL"
+secret_env = "SHORT_SECRET"
+
+[[channels]]
+name = "four"
+kind = "webhook"
+url_env = "HOOK_URL"
+secret_env = "BAD_WHSEC"
+
+[[channels]]
+name = "five"
+kind = "webhook"
+url_env = "$(rm -rf)"
+"#,
+    );
+    let mut got = keys(&problems);
+    got.sort_unstable();
+    assert_eq!(
+        got,
+        [
+            "channels[0].categories",
+            "channels[0].events",
+            "channels[0].kind",
+            "channels[0].name",
+            "channels[0].rate_per_s",
+            "channels[0].url_env",
+            "channels[1].categories",
+            "channels[1].secret_env",
+            "channels[1].url_env",
+            "channels[2].name",
+            "channels[2].secret_env",
+            "channels[3].secret_env",
+            "channels[4].secret_env",
+            "channels[4].url_env",
+        ],
+        "{problems:?}"
+    );
+    let text = format!("{problems:?}");
+    assert!(
+        !text.contains("javascript"),
+        "the URL is never shown: {text}"
+    );
+    assert!(!text.contains("tiny"), "the secret is never shown: {text}");
+}
+
+#[test]
+fn issue_17_an_unknown_channel_key_is_an_error() {
+    let err = from_toml(
+        "[[channels]]\nname = \"a\"\nkind = \"slack\"\nurl_env = \"HOOK_URL\"\nurl = \"https://x\"\n",
+        &channel_env,
+    )
+    .expect_err("unknown key");
+    assert!(err.to_string().contains("unknown field `url`"), "{err}");
+}

@@ -27,6 +27,7 @@ const COPY_ORDER: &[&str] = &[
     "digest_runs",
     "outbox",
     "announcements",
+    "channel_posts",
     "upgrades",
     "admins",
     "admin_audit",

@@ -16,6 +16,8 @@ mod alerts;
 mod announce;
 // SQLite whole in its file after SIGTERM; `db backup` under load.
 mod backups;
+// Issue 17: posts to chat channels and webhooks on loopback, exactly once.
+mod channels;
 // Headless Chromium: subscribe and confirm, announce from the admin page.
 mod browser;
 // `serve`'s loops on a virtual clock through the skipped and the repeated hour.

@@ -14,6 +14,8 @@ pub mod fixture_site;
 pub mod postgres;
 /// A PostgreSQL server of the test's own, to stop and start.
 pub mod private_pg;
+/// A webhook receiver on loopback that records requests and answers from a script.
+pub mod receiver;
 /// A TLS relay with a login (aiosmtpd), on certificates made by the test.
 pub mod relay;
 /// A programmable HTTP server on loopback.
