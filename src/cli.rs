@@ -26,6 +26,7 @@ use crate::{check, daemon, wiring};
 
 mod announce;
 mod mail;
+mod privacy;
 mod runs;
 
 /// Tidings: a resource library as RSS and Atom feeds and email.
