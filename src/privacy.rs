@@ -26,6 +26,8 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 90;
 pub const RETENTION_DAYS: RangeInclusive<u64> = 1..=3650;
 /// How often `serve`'s leader applies retention.
 const RETENTION_EVERY: TimeDelta = TimeDelta::days(1);
+/// How soon it tries again after failing (a locked or unreachable database).
+const RETENTION_RETRY: TimeDelta = TimeDelta::minutes(1);
 
 /// The keyed hash of an address kept on the suppression list: an HMAC with
 /// the signing key (`TIDINGS_SECRET`, else the stored key), so the list
@@ -247,15 +249,19 @@ pub(crate) async fn retention_loop(
             held = leadership.wait() => if !held { return },
             _ = stop.changed() => return,
         }
-        match prune(&store, retention_days, clock.now()).await {
+        let next = match prune(&store, retention_days, clock.now()).await {
             Ok(counts) => {
                 let rows: i64 = counts.iter().map(|c| c.count).sum();
                 info!(rows, retention_days, "outbox retention applied");
+                RETENTION_EVERY
             }
-            Err(e) => error!(error = %e, "could not apply outbox retention; will retry"),
-        }
+            Err(e) => {
+                error!(error = %e, "could not apply outbox retention; will retry");
+                RETENTION_RETRY
+            }
+        };
         tokio::select! {
-            () = clock.sleep_until(clock.now() + RETENTION_EVERY) => {}
+            () = clock.sleep_until(clock.now() + next) => {}
             _ = stop.changed() => return,
         }
     }

@@ -4,6 +4,8 @@
 //! and deleting finished outbox rows past the retention period while keeping
 //! their counts. Deciding what to do, and files, are `privacy`'s.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -165,13 +167,16 @@ impl Store {
     ) -> Result<ErasedRows, StoreError> {
         let action = "erase a subscriber";
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action))?;
+        // A write first: on SQLite a transaction that read before writing
+        // fails (SQLITE_BUSY_SNAPSHOT) when another process wrote meanwhile.
         let found: Option<(i64, String)> =
-            sqlx::query_as("SELECT id, status FROM subscribers WHERE email = $1")
+            sqlx::query_as("DELETE FROM subscribers WHERE email = $1 RETURNING id, status")
                 .bind(email)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(StoreError::db(action))?;
         let id = found.as_ref().map(|(id, _)| *id);
+        let subscribers = u64::from(found.is_some());
         let outbox = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM outbox WHERE {TO_PERSON}"
         )))
@@ -181,12 +186,6 @@ impl Store {
         .await
         .map_err(StoreError::db(action))?
         .rows_affected();
-        let subscribers = sqlx::query("DELETE FROM subscribers WHERE email = $1")
-            .bind(email)
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::db(action))?
-            .rows_affected();
         let suppressed = found.is_some_and(|(_, status)| status == "suppressed");
         if suppressed {
             sqlx::query(
@@ -217,17 +216,20 @@ impl Store {
         let action = "prune the outbox";
         let old = "status IN ('sent', 'failed', 'unconfirmed') \
                    AND COALESCE(sent_at, created_at) < $1";
-        let cutoff = format_time(before);
         let mut tx = self.pool.begin().await.map_err(StoreError::db(action))?;
-        let counts: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT kind, status, COUNT(*) FROM outbox WHERE {old} \
-             GROUP BY kind, status ORDER BY kind, status"
+        // The delete comes first (see `erase_person`), returning what it removed.
+        let removed: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM outbox WHERE {old} RETURNING kind, status"
         )))
-        .bind(&cutoff)
+        .bind(format_time(before))
         .fetch_all(&mut *tx)
         .await
         .map_err(StoreError::db(action))?;
-        for (kind, status, count) in &counts {
+        let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for key in removed {
+            *counts.entry(key).or_default() += 1;
+        }
+        for ((kind, status), count) in &counts {
             sqlx::query(
                 "INSERT INTO outbox_pruned (kind, status, count) VALUES ($1, $2, $3) \
                  ON CONFLICT (kind, status) DO UPDATE SET count = outbox_pruned.count + excluded.count",
@@ -239,17 +241,10 @@ impl Store {
             .await
             .map_err(StoreError::db(action))?;
         }
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM outbox WHERE {old}"
-        )))
-        .bind(&cutoff)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::db(action))?;
         tx.commit().await.map_err(StoreError::db(action))?;
         Ok(counts
             .into_iter()
-            .map(|(kind, status, count)| PrunedCount {
+            .map(|((kind, status), count)| PrunedCount {
                 kind,
                 status,
                 count,

@@ -347,3 +347,103 @@ async fn check_bounds_retention_days() {
         );
     }
 }
+
+const MAILCHIMP_HEADER: &str = "Email Address,First Name,Last Name,Address,Phone Number,MEMBER_RATING,OPTIN_TIME,OPTIN_IP,CONFIRM_TIME,CONFIRM_IP,LATITUDE,LONGITUDE,GMTOFF,DSTOFF,TIMEZONE,CC,REGION,LAST_CHANGED,LEID,EUID,NOTES,TAGS";
+
+/// `subscribers list --json` as address -> status.
+fn statuses(app: &TestApp) -> BTreeMap<String, String> {
+    let list = app.json(&["subscribers", "list", "--json"]);
+    let rows = list.as_array().unwrap().iter();
+    rows.map(|s| {
+        (
+            s["email"].as_str().unwrap().to_owned(),
+            s["status"].as_str().unwrap().to_owned(),
+        )
+    })
+    .collect()
+}
+
+#[tokio::test]
+async fn mailchimp_and_listmonk_exports_import_with_their_consent_times() {
+    on_every_backend(|db| async move {
+        let app = TestApp::new(&db.url, "");
+        app.run_ok(&["ingest"]);
+        // As Mailchimp writes them: a byte-order mark, CRLF, an address over two lines.
+        let members = format!(
+            "\u{feff}{MAILCHIMP_HEADER}\r\n\
+             Ann@Example.org,Ann,Lee,\"1 Mile End Rd\r\nLondon E1\",,2,2023-01-05 10:11:12,192.0.2.1,2023-01-05 10:20:00,192.0.2.1,,,,,,GB,,2023-02-01 09:00:00,123,abc,,\"\"\"Leaflets\"\"\"\r\n\
+             carol@example.org,Carol,,,,2,,,2023-03-01 08:00:00,,,,,,,,,2023-03-01 08:00:00,124,abd,,\r\n"
+        );
+        std::fs::write(app.path("members.csv"), members).unwrap();
+        let cleaned = format!("\u{feff}{MAILCHIMP_HEADER},CLEAN_TIME,CLEAN_CAMPAIGN_TITLE,CLEAN_CAMPAIGN_ID\r\ndave@example.org,Dave,,,,1,2021-01-01 00:00:00,,2021-01-01 00:05:00,,,,,,,,,2024-01-01 00:00:00,125,abe,,,2024-01-01 00:00:00,\"June, news\",c1\r\n");
+        std::fs::write(app.path("cleaned.csv"), cleaned).unwrap();
+        let unsubscribed = format!("{MAILCHIMP_HEADER},UNSUB_TIME,UNSUB_CAMPAIGN_TITLE,UNSUB_CAMPAIGN_ID,UNSUB_REASON,UNSUB_REASON_OTHER\nerin@example.org,Erin,,,,1,,,,,,,,,,,,,126,abf,,,2024-02-02 00:00:00,,,,\n");
+        std::fs::write(app.path("unsubscribed.csv"), unsubscribed).unwrap();
+        let listmonk = "uuid,email,name,attributes,status,created_at,updated_at\n\
+            5e4b3c2a-0000-4000-8000-000000000001,frank@example.org,Frank,\"{\"\"note\"\": \"\"line one\nline two\"\"}\",enabled,2022-04-01 12:00:00.000000+00,2022-04-01 12:00:00.000000+00\n\
+            5e4b3c2a-0000-4000-8000-000000000002,gina@example.org,Gina,{},blocklisted,2022-05-01 12:00:00.000000+00,2022-06-01 12:00:00.000000+00\n";
+        std::fs::write(app.path("listmonk.csv"), listmonk).unwrap();
+
+        for (file, format) in [("members.csv", "mailchimp"), ("cleaned.csv", "mailchimp"), ("unsubscribed.csv", "mailchimp"), ("listmonk.csv", "listmonk")] {
+            app.run_ok(&["subscribers", "import", file, "--format", format]);
+        }
+        let expected = [
+            ("Ann@example.org", "confirmed"),
+            ("carol@example.org", "confirmed"),
+            ("dave@example.org", "suppressed"),
+            ("erin@example.org", "suppressed"),
+            ("frank@example.org", "confirmed"),
+            ("gina@example.org", "suppressed"),
+        ];
+        let expected: BTreeMap<String, String> =
+            expected.iter().map(|(e, s)| ((*e).to_owned(), (*s).to_owned())).collect();
+        assert_eq!(statuses(&app), expected);
+
+        let ann = app.json(&["subscribers", "export", "Ann@example.org"]);
+        let consent = &ann["subscriber"]["consent"];
+        assert_eq!(consent["route"], "import", "{consent}");
+        assert_eq!(consent["reason"], "mailchimp import of members.csv", "{consent}");
+        assert_eq!(consent["source_optin_at"], "2023-01-05 10:11:12", "{consent}");
+        assert_eq!(consent["source_confirmed_at"], "2023-01-05 10:20:00", "{consent}");
+        let frank = app.json(&["subscribers", "export", "frank@example.org"]);
+        assert_eq!(frank["subscriber"]["consent"]["source_optin_at"], "2022-04-01 12:00:00.000000+00");
+
+        // Suppressed imports are sent nothing.
+        let list = app.json(&["resources", "list", "--json"]);
+        app.run_ok(&["announce", list[0]["id"].as_str().unwrap()]);
+        let store = db.open_another().await;
+        let mut sent: Vec<String> = sqlx::query_scalar("SELECT recipient FROM outbox")
+            .fetch_all(store.pool()).await.unwrap();
+        sent.sort();
+        assert_eq!(sent, ["Ann@example.org", "carol@example.org", "frank@example.org"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_row_stops_an_import_unless_skip_bad() {
+    on_every_backend(|db| async move {
+        let app = TestApp::new(&db.url, "");
+        let text = format!(
+            "{MAILCHIMP_HEADER}\nok@example.org,Ok,,\"2 Bow Rd\nLondon\",,,,,,,,,,,,,,,,,,\nnot-an-address,,,,,,,,,,,,,,,,,,,,,\nok@example.org,Again,,,,,,,,,,,,,,,,,,,,\nfine@example.org,,,,,,,,,,,,,,,,,,,,,\n"
+        );
+        std::fs::write(app.path("members.csv"), text).unwrap();
+        let refused = app.run(&["subscribers", "import", "members.csv", "--format", "mailchimp"]);
+        assert_eq!(refused.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("members.csv line 4: "), "{stderr}");
+        assert!(stderr.contains("members.csv line 5: ok@example.org appears twice"), "{stderr}");
+        assert!(stderr.contains("nothing was imported"), "{stderr}");
+        assert_eq!(statuses(&app), BTreeMap::new());
+
+        let args = ["subscribers", "import", "members.csv", "--format", "mailchimp", "--skip-bad"];
+        let skipped = app.run(&args);
+        assert!(skipped.status.success());
+        let stderr = String::from_utf8_lossy(&skipped.stderr);
+        assert!(stderr.contains("skipped members.csv line 4"), "{stderr}");
+        assert!(stderr.contains("skipped members.csv line 5"), "{stderr}");
+        let emails: Vec<String> = statuses(&app).into_keys().collect();
+        assert_eq!(emails, ["fine@example.org", "ok@example.org"]);
+    })
+    .await;
+}
