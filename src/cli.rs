@@ -28,6 +28,7 @@ mod admins;
 mod announce;
 mod channels;
 mod mail;
+mod privacy;
 mod runs;
 
 /// Tidings: a resource library as RSS and Atom feeds and email.

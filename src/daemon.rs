@@ -221,6 +221,13 @@ fn start_background(
         );
         tasks.push(tokio::spawn(task));
     }
+    tasks.push(tokio::spawn(crate::privacy::retention_loop(
+        publisher.store.clone(),
+        publisher.clock.clone(),
+        publisher.config.mail.retention_days,
+        leadership.clone(),
+        stop.clone(),
+    )));
     let (store, url) = (
         publisher.store.clone(),
         publisher.config.database.url.clone(),

@@ -45,6 +45,8 @@ pub mod metrics;
 pub mod model;
 /// The admin password's argon2 parameters, caps and checks.
 pub mod password;
+/// Data protection: export, erasure, the suppression list and outbox retention.
+pub mod privacy;
 /// Store -> rendered feeds -> cache.
 pub mod publish;
 /// Stored resources x snapshot -> change set.

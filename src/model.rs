@@ -7,6 +7,7 @@
 
 mod announcement;
 mod change;
+mod consent;
 mod subscriber;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use url::Url;
 
 pub use announcement::Route;
 pub use change::{ChangeEvent, ChangeKind};
+pub use consent::{Consent, ConsentRoute};
 pub use subscriber::{CategoryChoice, Frequency, Subscriber, SubscriberStatus};
 
 /// A category's URL-safe name: lower-case, runs of other characters than `a-z0-9` as one `-`.

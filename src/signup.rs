@@ -8,7 +8,7 @@ use crate::mail::kit::MailKit;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::mail::MailError;
 use crate::mail::address::mask;
@@ -51,6 +51,11 @@ impl Signup {
         new: &NewSubscriber,
         now: DateTime<Utc>,
     ) -> Result<bool, MailError> {
+        if crate::privacy::is_suppression_listed(&self.kit.store, &self.kit.key, &new.email).await?
+        {
+            warn!(email = %mask(&new.email), "sign-up refused: the address was erased while suppressed");
+            return Ok(false);
+        }
         let resend_after = now - RESEND_WINDOW;
         let Some(subscriber) = self
             .kit

@@ -17,12 +17,13 @@ use crate::mail::address::Email;
 use crate::mail::deliver::{Delivery, DeliveryReport};
 use crate::mail::digest::{Digests, Period, PeriodReport};
 use crate::mail::token::random_hex;
-use crate::model::{CategoryChoice, CategorySlug, Frequency};
+use crate::model::{CategoryChoice, CategorySlug, Consent, Frequency};
 use crate::publish;
 use crate::store::{NewSubscriber, ResourceFilter, Store};
 use crate::views::rfc3339;
 
 mod csv;
+mod formats;
 
 /// `tidings subscribers …`.
 #[derive(Debug, Subcommand)]
@@ -40,6 +41,20 @@ pub(super) enum SubscribersCommand {
         /// Confirmed now: digests start from this moment.
         #[arg(long)]
         confirmed: bool,
+        /// Why (kept as consent evidence, shown by `export`), e.g. "asked in person, 3 Dec".
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Print as JSON everything held about an address (UK GDPR access request).
+    Export {
+        /// The address.
+        email: String,
+    },
+    /// Remove an address and every row and mail file naming it; a suppressed
+    /// address is kept only as a keyed hash, so it is not added again unseen.
+    Erase {
+        /// The address.
+        email: String,
     },
     /// List subscribers.
     List {
@@ -52,14 +67,46 @@ pub(super) enum SubscribersCommand {
         /// The address.
         email: String,
     },
-    /// Add every subscriber of a CSV file (email,categories,frequency), all or nothing.
+    /// Add every subscriber of a file, all or nothing (unless --skip-bad).
     Import {
-        /// The CSV file; a header row is optional, categories are `;`-separated or `all`.
+        /// The file: for `csv`, rows of email,categories,frequency (a header row
+        /// optional, categories `;`-separated or `all`).
         file: PathBuf,
-        /// Confirmed now.
+        /// `csv` (Tidings' own), `mailchimp` (an audience export, or its
+        /// unsubscribed or cleaned export) or `listmonk` (a subscribers export).
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ImportFormat,
+        /// For `csv`: confirmed now.
         #[arg(long)]
         confirmed: bool,
+        /// For `mailchimp` and `listmonk`: what the imported subscribers get.
+        #[arg(long, value_name = "a,b|all", default_value = "all")]
+        categories: String,
+        /// Import the good rows and name the bad ones, rather than import nothing.
+        #[arg(long)]
+        skip_bad: bool,
     },
+}
+
+/// The layout of an imported file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum ImportFormat {
+    /// `email,categories,frequency`.
+    Csv,
+    /// A Mailchimp audience export.
+    Mailchimp,
+    /// A listmonk subscribers export.
+    Listmonk,
+}
+
+impl ImportFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Mailchimp => "mailchimp",
+            Self::Listmonk => "listmonk",
+        }
+    }
 }
 
 /// `tidings digest …`.
@@ -100,6 +147,8 @@ pub(super) enum OutboxCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete sent, failed and unconfirmed messages older than `mail.retention_days`.
+    Prune,
     /// Re-queue a message (or every failed one) and deliver it now. An
     /// unconfirmed message (maybe delivered already) is re-sent only by its id.
     Retry {
@@ -125,6 +174,7 @@ pub(super) async fn subscribers(
             categories,
             frequency,
             confirmed,
+            reason,
         } => {
             let known = known_categories(config, &store).await?;
             let new = NewSubscriber {
@@ -133,7 +183,17 @@ pub(super) async fn subscribers(
                 frequency: parse_frequency(&frequency).map_err(UsageError)?,
                 confirmed,
                 token_nonce: random_hex(16)?,
+                consent: Consent::cli(reason),
             };
+            if !super::privacy::suppression_listed(&store, [new.email.as_str()])
+                .await?
+                .is_empty()
+            {
+                anyhow::bail!(
+                    "{} was erased while suppressed (its mail was refused); not added",
+                    new.email
+                );
+            }
             store.add_subscriber(&new, clock.now()).await?;
             let state = if confirmed {
                 "confirmed"
@@ -150,8 +210,24 @@ pub(super) async fn subscribers(
             }
             println!("removed {email}");
         }
-        SubscribersCommand::Import { file, confirmed } => {
-            import(config, &store, &file, confirmed, clock).await?
+        SubscribersCommand::Import {
+            file,
+            format,
+            confirmed,
+            categories,
+            skip_bad,
+        } => {
+            let options = ImportOptions {
+                format,
+                confirmed,
+                categories,
+                skip_bad,
+            };
+            import(config, &store, &file, &options, clock).await?
+        }
+        SubscribersCommand::Export { email } => super::privacy::export(&store, &email).await?,
+        SubscribersCommand::Erase { email } => {
+            super::privacy::erase(config, &store, &email, clock).await?
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -207,28 +283,93 @@ async fn list_subscribers(store: &Store, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// How `subscribers import` reads its file.
+struct ImportOptions {
+    format: ImportFormat,
+    confirmed: bool,
+    categories: String,
+    skip_bad: bool,
+}
+
 async fn import(
     config: &Config,
     store: &Store,
     file: &Path,
-    confirmed: bool,
+    options: &ImportOptions,
     clock: &SharedClock,
 ) -> Result<()> {
     let bytes =
         std::fs::read(file).with_context(|| format!("could not read {}", file.display()))?;
     let known = known_categories(config, store).await?;
-    let rows = csv::subscribers(&bytes, &known, confirmed).map_err(|bad| {
-        let rows: Vec<String> = bad
-            .iter()
-            .map(|(line, why)| format!("{} line {line}: {why}", file.display()))
-            .collect();
-        anyhow::anyhow!("{}; nothing was imported", rows.join("; "))
-    })?;
-    let added = store.import_subscribers(&rows, clock.now()).await?;
-    println!(
-        "imported {added} subscribers ({} already subscribed)",
-        rows.len() - added
+    let origin = format!(
+        "{} import of {}",
+        options.format.as_str(),
+        file.file_name().unwrap_or_default().to_string_lossy()
     );
+    let mut parsed = match options.format {
+        ImportFormat::Csv => {
+            csv::subscribers(&bytes, &known, options.confirmed, &Consent::import(origin))
+        }
+        ImportFormat::Mailchimp | ImportFormat::Listmonk => {
+            let categories =
+                parse_categories(&options.categories, &known, ',').map_err(UsageError)?;
+            let foreign = if options.format == ImportFormat::Mailchimp {
+                formats::Foreign::Mailchimp
+            } else {
+                formats::Foreign::Listmonk
+            };
+            formats::subscribers(&bytes, foreign, &categories, &origin)
+        }
+    };
+    refuse_erased(store, &mut parsed).await?;
+    let named: Vec<String> = parsed
+        .bad
+        .iter()
+        .map(|(line, why)| format!("{} line {line}: {why}", file.display()))
+        .collect();
+    if !named.is_empty() && !options.skip_bad {
+        anyhow::bail!("{}; nothing was imported", named.join("; "));
+    }
+    for row in &named {
+        eprintln!("skipped {row}");
+    }
+    let added = store.import_subscribers(&parsed.rows, clock.now()).await?;
+    println!(
+        "imported {added} subscribers ({} already subscribed, {} bad rows skipped)",
+        parsed.rows.len() - added,
+        named.len()
+    );
+    Ok(())
+}
+
+/// Moves rows whose address was erased while suppressed to the bad rows.
+async fn refuse_erased(store: &Store, parsed: &mut csv::Parsed) -> Result<()> {
+    let listed: Vec<String> =
+        super::privacy::suppression_listed(store, parsed.rows.iter().map(|r| r.email.as_str()))
+            .await?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+    if listed.is_empty() {
+        return Ok(());
+    }
+    let (rows, lines) = (
+        std::mem::take(&mut parsed.rows),
+        std::mem::take(&mut parsed.lines),
+    );
+    for (row, line) in rows.into_iter().zip(lines) {
+        if listed.contains(&row.email) {
+            let why = format!(
+                "{} was erased while suppressed (its mail was refused)",
+                row.email
+            );
+            parsed.bad.push((line, why));
+        } else {
+            parsed.rows.push(row);
+            parsed.lines.push(line);
+        }
+    }
+    parsed.bad.sort_by_key(|(line, _)| *line);
     Ok(())
 }
 
@@ -504,6 +645,7 @@ pub(super) async fn outbox(
             }
             Ok(ExitCode::SUCCESS)
         }
+        OutboxCommand::Prune => super::privacy::prune(config, &store, clock).await,
         OutboxCommand::Retry { id, failed: _ } => {
             let moved = store.requeue(id, clock.now()).await?;
             if moved == 0 && id.is_some() {

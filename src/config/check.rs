@@ -628,6 +628,13 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         60,
         MAIL_RETRY_BASE_S,
     );
+    let retention_days = bounded(
+        p,
+        "mail.retention_days",
+        raw.retention_days,
+        crate::privacy::DEFAULT_RETENTION_DAYS,
+        crate::privacy::RETENTION_DAYS,
+    );
     let mut at_least_one = |key: &str, value: Option<u32>, default: u32| {
         let value = value.unwrap_or(default);
         if value == 0 {
@@ -668,6 +675,7 @@ fn check_mail(raw: RawMail, env: EnvLookup<'_>, p: &mut Problems) -> Option<Mail
         retry_base: Duration::from_secs(retry_base_s),
         max_attempts,
         suppress_after,
+        retention_days,
         alert_after,
         alert_after_failed_sends,
         admins: admins.into_iter().collect::<Option<_>>()?,

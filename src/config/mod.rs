@@ -250,6 +250,8 @@ pub struct MailConfig {
     /// Permanent refusals (5xx to the recipient or the message) before a
     /// subscriber is suppressed.
     pub suppress_after: u32,
+    /// Days finished outbox rows (bodies and delivery records) are kept (#18).
+    pub retention_days: u64,
     /// Failed runs of a source in a row before `admins` get an alert.
     pub alert_after: u32,
     /// Failed sends in a row (any message, any reason) before `admins` get an alert.

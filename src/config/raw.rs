@@ -139,6 +139,7 @@ pub struct RawMail {
     pub retry_base_s: Option<u64>,
     pub max_attempts: Option<u32>,
     pub suppress_after: Option<u32>,
+    pub retention_days: Option<u64>,
     pub alert_after: Option<u32>,
     pub alert_after_failed_sends: Option<u32>,
     pub admins: Vec<String>,

@@ -26,6 +26,8 @@ const COPY_ORDER: &[&str] = &[
     "subscribers",
     "digest_runs",
     "outbox",
+    "outbox_pruned",
+    "suppression_list",
     "announcements",
     "channel_posts",
     "upgrades",

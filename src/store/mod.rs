@@ -7,7 +7,8 @@
 //! Queries are written once. The dialects part only where one of them forces it:
 //! - migrations (`migrations/{sqlite,postgres}`): auto-increment, `STRICT`
 //!   tables and column types are spelled differently;
-//! - opening (here): SQLite gets WAL and `synchronous = NORMAL` on each
+//! - opening (here): SQLite gets WAL, `synchronous = NORMAL` and
+//!   `secure_delete` (erased rows are zeroed in the file) on each
 //!   connection so readers run beside the one writer; PostgreSQL gets a small
 //!   second pool committing with `synchronous_commit = off` for outbox
 //!   records (SQLite's WAL already commits without an fsync); an in-memory
@@ -46,6 +47,7 @@ mod listing;
 mod notify;
 mod outbox;
 mod pages;
+mod privacy;
 mod refile;
 mod resources;
 mod rows;
@@ -72,6 +74,7 @@ pub use copy::CopiedTable;
 pub use digests::{RunClaim, WindowEvent};
 pub use listing::{CategoryCount, PageQuery};
 pub use outbox::{Claimed, NewMessage, OutboxBacklog, OutboxMessage, QueuedDigest};
+pub use privacy::{ErasedRows, HeldMessage, HeldSubscriber, PrunedCount};
 pub use refile::Refiled;
 pub use resources::{ReconcileState, ResourceFilter};
 pub use runs::{HeldRun, NewHeldRun, RunRow};
@@ -454,8 +457,13 @@ async fn sqlite_writable(conn: &mut AnyConnection) -> Result<bool, sqlx::Error> 
 /// is never corrupted, but a power loss or OS crash can undo the last commits:
 /// a message marked sent then goes out again (same `Message-ID`), an
 /// unsubscribe made just before is lost, an ingest run is redone.
+/// `secure_delete`: a deleted row's bytes are overwritten with zeros, so an
+/// erased address (`subscribers erase`) leaves no trace in the file (#18).
 async fn sqlite_pragmas(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
     sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("PRAGMA secure_delete = ON")
         .execute(&mut *conn)
         .await?;
     sqlx::query("PRAGMA synchronous = NORMAL")

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, format_time, parse_time};
-use crate::model::{CategoryChoice, Frequency, Subscriber, SubscriberStatus};
+use crate::model::{CategoryChoice, Consent, Frequency, Subscriber, SubscriberStatus};
 
 /// A subscriber to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct NewSubscriber {
     pub confirmed: bool,
     /// Random nonce for the token.
     pub token_nonce: String,
+    /// How they consented, kept as evidence (`subscribers export`).
+    pub consent: Consent,
 }
 
 const COLUMNS: &str = "id, email, categories, frequency, status, token_nonce, created_at, \
@@ -148,7 +150,7 @@ impl Store {
             .map_err(StoreError::db(action))?;
         let claimed = sqlx::query(
             "UPDATE subscribers SET confirmation_sent_at = $2, categories = $3, frequency = $4, \
-             status = 'pending' WHERE email = $1 \
+             status = 'pending', consent_route = 'web', consent_reason = NULL WHERE email = $1 \
              AND status IN ('pending', 'unsubscribed', 'suppressed') \
              AND (confirmation_sent_at IS NULL OR confirmation_sent_at < $5)",
         )
@@ -189,7 +191,7 @@ impl Store {
     pub async fn confirm_subscriber(&self, id: i64, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE subscribers SET status = 'confirmed', confirmed_at = $2, refusals = 0, \
-             suppressed_at = NULL WHERE id = $1 AND status = 'pending'",
+             suppressed_at = NULL, confirm_route = 'link' WHERE id = $1 AND status = 'pending'",
         )
         .bind(id)
         .bind(format_time(at))
@@ -285,20 +287,26 @@ impl Store {
     }
 }
 
-/// Inserts unless the address exists; true when a row was added.
+/// Inserts unless the address exists; true when a row was added. The
+/// consent is recorded with it; an imported opt-out status is kept as it was.
 async fn insert_subscriber(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     new: &NewSubscriber,
     at: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let (status, confirmed_at) = if new.confirmed {
-        (SubscriberStatus::Confirmed, Some(format_time(at)))
-    } else {
-        (SubscriberStatus::Pending, None)
+    let consent = &new.consent;
+    let (status, confirmed_at) = match consent.imported_status {
+        Some(status) => (status, None),
+        None if new.confirmed => (SubscriberStatus::Confirmed, Some(format_time(at))),
+        None => (SubscriberStatus::Pending, None),
     };
+    let opted_out_at = |wanted: SubscriberStatus| (status == wanted).then(|| format_time(at));
     let done = sqlx::query(
         "INSERT INTO subscribers (email, categories, frequency, status, token_nonce, created_at, \
-         confirmed_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email) DO NOTHING",
+         confirmed_at, consent_route, confirm_route, consent_reason, source_optin_at, \
+         source_confirmed_at, unsubscribed_at, suppressed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (email) DO NOTHING",
     )
     .bind(&new.email)
     .bind(new.categories.stored())
@@ -306,7 +314,14 @@ async fn insert_subscriber(
     .bind(status.as_str())
     .bind(&new.token_nonce)
     .bind(format_time(at))
-    .bind(confirmed_at)
+    .bind(confirmed_at.clone())
+    .bind(consent.route.as_str())
+    .bind(confirmed_at.map(|_| consent.route.as_str()))
+    .bind(consent.reason.clone())
+    .bind(consent.source_optin_at.clone())
+    .bind(consent.source_confirmed_at.clone())
+    .bind(opted_out_at(SubscriberStatus::Unsubscribed))
+    .bind(opted_out_at(SubscriberStatus::Suppressed))
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -154,6 +154,7 @@ pub(super) async fn subscribe(
         frequency,
         confirmed: false,
         token_nonce: random_hex(16).map_err(WebError::internal)?,
+        consent: crate::model::Consent::web(),
     };
     if state
         .signup

@@ -20,8 +20,8 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 
 /// Two seed sources every 30 minutes and a daily digest at 01:30 London time.
 const SOURCES: usize = 2;
-/// The source loops plus the weekly and daily digest loops.
-const LOOPS: usize = SOURCES + 2;
+/// The source loops, the weekly and daily digest loops, and outbox retention.
+const LOOPS: usize = SOURCES + 3;
 
 fn config(db: &Db, seeds: &std::path::Path) -> tidings::config::Config {
     let seeds = seeds.display();

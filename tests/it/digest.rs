@@ -612,6 +612,7 @@ async fn concurrent_window_claims_queue_one_digest_and_a_repeated_key_moves_no_w
             frequency: Frequency::Weekly,
             confirmed: true,
             token_nonce: "n".to_owned(),
+            consent: tidings::model::Consent::cli(None),
         };
         let id = store.add_subscriber(&new, t0).await.unwrap();
         let p1 = t0 + chrono::Duration::days(7);
@@ -709,6 +710,7 @@ async fn a_suppressed_subscriber_gets_nothing_until_they_confirm_again() {
             frequency: Frequency::Weekly,
             confirmed: true,
             token_nonce: "n".to_owned(),
+            consent: tidings::model::Consent::cli(None),
         };
         let id = store.add_subscriber(&new, t0).await.unwrap();
         let mut suppressed = Vec::new();

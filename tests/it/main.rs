@@ -53,6 +53,8 @@ mod hostile;
 mod outbox;
 // A digest period cut short by SIGKILL or a full disk, finished by the next run.
 mod periods;
+// Issue 18: export, erasure, the suppression list, retention, foreign imports.
+mod privacy;
 // Refused mail: suppressed addresses, and the alert when mail keeps failing.
 mod refusals;
 // The production mail path: STARTTLS, smtps://, AUTH, refused certificates, mail.ca_file.

@@ -206,18 +206,33 @@ async fn refusals_that_blame_the_relay_suppress_nobody_and_alert_the_admins_once
 
 /// Alert emails received, oldest first (by when the server wrote them).
 fn alerts_in_order(sink: &Maildir) -> Vec<String> {
-    let mut alerts: Vec<(std::time::SystemTime, String)> = sink
+    let mut alerts: Vec<(u64, String)> = sink
         .messages()
         .iter()
         .filter(|m| header(m, "x-tidings-kind") == "alert")
         .map(|m| {
-            let file = m["file"].as_str().unwrap();
-            let written = std::fs::metadata(file).unwrap().modified().unwrap();
-            (written, header(m, "subject").to_owned())
+            (
+                arrival(m["file"].as_str().unwrap()),
+                header(m, "subject").to_owned(),
+            )
         })
         .collect();
     alerts.sort();
     alerts.into_iter().map(|(_, subject)| subject).collect()
+}
+
+/// The sink's arrival counter in a Maildir file name
+/// (`SECONDS.MMICROSP{pid}Q{count}.HOST`, Python's `mailbox.Maildir`): one
+/// sink process numbers its messages 1, 2, 3…, where two files' times may tie.
+fn arrival(file: &str) -> u64 {
+    let name = std::path::Path::new(file)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let after_q = &name[name.find('Q').expect("a Maildir name with Q{count}") + 1..];
+    let digits: String = after_q.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().expect("the arrival counter")
 }
 
 #[tokio::test]

@@ -495,6 +495,7 @@ async fn copy_knows_every_table_the_migrations_create() {
             frequency: Frequency::Weekly,
             confirmed: true,
             token_nonce: "nonce".to_owned(),
+            consent: tidings::model::Consent::cli(None),
         };
         let reader = source.add_subscriber(&subscriber, at(1)).await.unwrap();
         let message = NewMessage {
