@@ -263,12 +263,12 @@ async fn channel_loop(publisher: Arc<Publisher>, mut stop: watch::Receiver<bool>
         if let Err(e) = poster.pass().await {
             warn!(error = %e, "channel posting pass failed");
         }
+        // The next due post, or a poll for posts another process queued.
+        let polled = publisher.clock.now() + poll;
         let next = publisher.store.next_post_due().await.ok().flatten();
-        let wait = next
-            .and_then(|at| (at - publisher.clock.now()).to_std().ok())
-            .map_or(poll, |until| until.min(poll));
+        let until = next.map_or(polled, |due| due.min(polled));
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = publisher.clock.sleep_until(until) => {}
             _ = stop.changed() => return,
         }
     }

@@ -197,16 +197,16 @@ impl Poster {
             total.sent += report.sent;
             total.failed += report.failed;
             total.unconfirmed += report.unconfirmed;
-            let now = self.clock.now();
             let Some(next) = self.store.next_post_due().await? else {
                 return Ok(total);
             };
-            let wait = (next - now).to_std().unwrap_or(Duration::ZERO);
+            let wait = (next - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
             if wait > wait_up_to {
                 total.retrying += report.retrying;
                 return Ok(total);
             }
-            tokio::time::sleep(wait).await;
+            // Until the row's due instant, on the clock that set it.
+            self.clock.sleep_until(next).await;
         }
     }
 

@@ -41,6 +41,13 @@ pub struct SessionRecord {
 
 const COLUMNS: &str = "id, email, name, password_hash, link_nonce, created_at";
 
+/// How one admin account is looked up.
+#[derive(Clone, Copy)]
+enum AdminKey<'a> {
+    Email(&'a str),
+    Id(i64),
+}
+
 fn account(row: &AnyRow) -> Result<AdminAccount, sqlx::Error> {
     Ok(AdminAccount {
         id: row.try_get("id")?,
@@ -95,31 +102,26 @@ impl Store {
 
     /// The account signing in as `email`, if there is one.
     pub async fn admin_by_email(&self, email: &str) -> Result<Option<AdminAccount>, StoreError> {
-        self.admin_where("email = $1", email).await
+        self.admin_where(AdminKey::Email(email)).await
     }
 
     /// Account `id`, if it still exists.
     pub async fn admin_by_id(&self, id: i64) -> Result<Option<AdminAccount>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM admins WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::db("look up an admin account"))?;
-        row.as_ref()
-            .map(account)
-            .transpose()
-            .map_err(StoreError::db("read an admin account"))
+        self.admin_where(AdminKey::Id(id)).await
     }
 
-    async fn admin_where(
-        &self,
-        condition: &'static str,
-        value: &str,
-    ) -> Result<Option<AdminAccount>, StoreError> {
+    async fn admin_where(&self, key: AdminKey<'_>) -> Result<Option<AdminAccount>, StoreError> {
+        let condition = match key {
+            AdminKey::Email(_) => "email = $1",
+            AdminKey::Id(_) => "id = $1",
+        };
         let sql = format!("SELECT {COLUMNS} FROM admins WHERE {condition}");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(value)
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let query = match key {
+            AdminKey::Email(email) => query.bind(email),
+            AdminKey::Id(id) => query.bind(id),
+        };
+        let row = query
             .fetch_optional(&self.pool)
             .await
             .map_err(StoreError::db("look up an admin account"))?;

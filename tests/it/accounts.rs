@@ -497,30 +497,13 @@ async fn an_unused_session_ends_after_an_hour_and_use_keeps_it_alive() {
             .unwrap()
             .unwrap();
         assert_eq!(seen.admin_id, Some(bea.id));
-        assert!(
-            store
-                .admin_session("s1", t0 + m(105), idle)
-                .await
-                .unwrap()
-                .is_some(),
-            "used at 50"
-        );
-        assert!(
-            store
-                .admin_session("s1", t0 + m(166), idle)
-                .await
-                .unwrap()
-                .is_none(),
-            "61 idle"
-        );
-        assert!(
-            store
-                .admin_session("s1", t0 + m(106), idle)
-                .await
-                .unwrap()
-                .is_none(),
-            "ended"
-        );
+        let live = async |minutes| {
+            let at = t0 + m(minutes);
+            store.admin_session("s1", at, idle).await.unwrap().is_some()
+        };
+        assert!(live(105).await, "used at 50");
+        assert!(!live(166).await, "61 idle");
+        assert!(!live(106).await, "ended");
     })
     .await;
 }
